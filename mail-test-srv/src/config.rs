@@ -1,0 +1,128 @@
+//! Every setting of one server instance, with the defaults the CLI shows.
+//!
+//! `Config` is plain data: the binary fills it from flags, tests build it with
+//! `Config::default()` plus struct update syntax. Nothing here does I/O.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::fault::FaultRule;
+
+/// How the SMTP listener speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text only; STARTTLS is not advertised.
+    #[default]
+    None,
+    /// Plain text greeting; STARTTLS advertised and accepted.
+    StartTls,
+    /// TLS from the first byte (the original mail-test-srv's mode, "SMTPS").
+    Implicit,
+}
+
+/// Where the server's certificate comes from when TLS is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertSource {
+    /// Certificate chain and private key read from PEM files.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed CA and a `localhost` / `127.0.0.1` leaf generated at start;
+    /// `ca.pem`, `cert.pem` and `key.pem` are written to this folder so clients can trust the CA.
+    Generate { dir: PathBuf },
+}
+
+/// Which AUTH the server offers and enforces.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// AUTH is not advertised; MAIL needs no authentication.
+    #[default]
+    Off,
+    /// `AUTH PLAIN LOGIN` advertised; any credentials succeed; MAIL needs no authentication.
+    AcceptAny,
+    /// Exactly this user and password succeed (535 otherwise); MAIL without AUTH gets 530.
+    Required { user: String, password: String },
+}
+
+/// Bounds that keep one instance's resource use finite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent SMTP connections; one more is greeted with 421 and closed.
+    pub max_connections: usize,
+    /// A session that sends nothing for this long gets 421 and is closed.
+    pub idle_timeout: Duration,
+    /// Largest message accepted (advertised as `SIZE n`); bigger gets 552.
+    pub max_message_size: usize,
+    /// Recipients per transaction; one more gets 452.
+    pub max_recipients: usize,
+    /// Longest command line in bytes, CRLF included (RFC 5321 4.5.3.1.4 says 512 at least).
+    pub max_line_length: usize,
+    /// Messages kept; past it the oldest are evicted (counted in stats).
+    pub max_messages: usize,
+    /// Raw bytes kept over all messages; past it the oldest are evicted.
+    pub max_stored_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1000,
+            idle_timeout: Duration::from_secs(300),
+            max_message_size: 10 * 1024 * 1024,
+            max_recipients: 100,
+            max_line_length: 4096,
+            max_messages: 1_000_000,
+            max_stored_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// The whole configuration of one server instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SMTP listen address (`--smtp`); port 0 picks a free port.
+    pub smtp_addr: SocketAddr,
+    /// HTTP listen address (`--http`); port 0 picks a free port.
+    pub http_addr: SocketAddr,
+    /// Name used in the greeting and the EHLO reply.
+    pub hostname: String,
+    pub tls: TlsMode,
+    /// Required when `tls` is not `None`.
+    pub cert: Option<CertSource>,
+    pub auth: AuthMode,
+    /// Refuse AUTH and MAIL before STARTTLS with 530, as a submission server would.
+    pub require_tls: bool,
+    pub limits: Limits,
+    /// The fault plan in force at start (`--fault`, `--close-chance`, `--close-first`).
+    pub faults: Vec<FaultRule>,
+    /// Seed of every random fault decision; `None` picks one at random (always reported).
+    pub seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            smtp_addr: SocketAddr::from(([127, 0, 0, 1], 9380)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9381)),
+            hostname: "localhost".to_owned(),
+            tls: TlsMode::None,
+            cert: None,
+            auth: AuthMode::Off,
+            require_tls: false,
+            limits: Limits::default(),
+            faults: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: both listeners on `127.0.0.1:0`.
+    pub fn ephemeral() -> Self {
+        Config {
+            smtp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Deliberate misbehaviour: the fault plan, its triggers and the event log.
+//!
+//! Kept apart from `smtp/` (protocol correctness): the session asks
+//! [`FaultEngine::decide`] at each [`Stage`] and carries out the returned [`Action`].
+//!
+//! - `rule.rs`: [`FaultRule`] = stage + action + trigger, parsed from `STAGE:ACTION[:TRIGGER...]`
+//!   and (de)serialised as JSON for `PUT /api/v1/faults`.
+//! - `engine.rs`: the plan in force, stage counters, per-rule fire counters, seeded randomness.
+//! - `events.rs`: the log of injected faults.
+//!
+//! Randomness: every connection gets its own RNG seeded from `(seed, connection id)`, so
+//! the same seed and the same sequence of client commands give the same faults, even
+//! when connections interleave differently.
+
+mod engine;
+mod events;
+mod rule;
+
+pub use engine::{ConnectionFaults, Decision, FaultContext, FaultEngine, PlanSnapshot};
+pub use events::{EventLog, FaultEvent};
+pub use rule::{Action, FaultRule, RuleParseError, Stage, Trigger};

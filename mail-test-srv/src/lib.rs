@@ -1,0 +1,26 @@
+//! mail-test-srv: an SMTP test server that stores mail in memory, reports it over HTTP,
+//! and injects faults at any SMTP stage, reproducibly from a seed.
+//!
+//! Map of the crate:
+//! - [`config`]: every setting of one instance ([`Config`]), plain data.
+//! - [`smtp`]: the protocol: command parser (no I/O), DATA receiver, one session per connection.
+//! - [`tls`]: rustls server configuration; generated CA + `localhost` certificate.
+//! - [`fault`]: the fault plan, triggers, seeded decisions and the event log.
+//! - [`store`]: the indexed, bounded mailbox.
+//! - [`stats`]: atomic counters.
+//! - [`http`]: the original text routes, the JSON API under `/api/v1`, `/metrics`, `/healthz`.
+//! - `server`: [`State`] (the per-instance handle), [`run`] and [`start`] / [`ServerHandle`].
+//!
+//! Nothing here is global: two servers in one process share nothing.
+
+pub mod config;
+pub mod fault;
+pub mod http;
+mod server;
+pub mod smtp;
+pub mod stats;
+pub mod store;
+pub mod tls;
+
+pub use config::{AuthMode, CertSource, Config, Limits, TlsMode};
+pub use server::{ServerHandle, State, run, start};

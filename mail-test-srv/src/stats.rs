@@ -1,0 +1,33 @@
+//! Counters of one server instance, read by `GET /api/v1/stats` and `/metrics`.
+//!
+//! Plain atomics: the session bumps them on its hot path without taking a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one server instance. Shared by reference through `State`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted since start (refused ones included).
+    pub connections_total: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections refused with 421 because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// SMTP command lines received (AUTH continuation lines and DATA content excluded).
+    pub commands: AtomicU64,
+    /// Commands answered with a 5xx syntax or sequence error (500, 501, 503).
+    pub command_errors: AtomicU64,
+    /// Messages stored (accept-close included).
+    pub messages: AtomicU64,
+    /// Raw bytes of stored messages.
+    pub bytes: AtomicU64,
+    /// Sessions closed for idling past `idle_timeout`.
+    pub idle_timeouts: AtomicU64,
+}
+
+impl Stats {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

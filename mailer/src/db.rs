@@ -1,0 +1,3 @@
+//! The certificate store (SQLite or MySQL/MariaDB by URL).
+//!
+//! OWNER: helper "mailer programs".

@@ -1,0 +1,1 @@
+//! The service table and its lifecycle. OWNER: helper "harness".
