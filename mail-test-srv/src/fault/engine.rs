@@ -1,8 +1,40 @@
 //! The fault plan in force and the decision at each stage.
 //!
-//! OWNER: helper "faults/store/http". Signatures below are the agreed interface.
+//! Decision at a stage, for the rules of that stage in plan order:
+//! 1. the stage's reach counter `n` is bumped once (whatever the rules, even with none);
+//! 2. a rule's deterministic conditions are checked first (`first`, `every`, `after`,
+//!    `from`, `to`, `times`);
+//! 3. only when they all hold is the chance rolled, on the connection's own RNG. So a
+//!    rule that cannot fire consumes no randomness, and adding a `to=` rule does not shift
+//!    the rolls of the connections it does not concern;
+//! 4. the first rule that passes claims one firing (atomically, so `times=N` never fires
+//!    more than N times even under concurrency) and decides.
+//!
+//! Reproducibility: each connection's RNG is `StdRng::seed_from_u64(seed ^ splitmix64(id))`,
+//! so chance rolls depend only on the seed, the connection id and that connection's own
+//! commands, not on how connections interleave. The counters behind `first`/`every`/`after`
+//! are per server, so those triggers follow the global order in which stages are reached.
+//!
+//! Runtime changes (`PUT /api/v1/faults`): the new rules apply at once to every connection,
+//! existing ones included, from their next stage on; a new seed applies to connections
+//! accepted afterwards (an open connection keeps the RNG it started with). The rules'
+//! fire counters start at zero with a new plan; the stage reach counters carry on until
+//! [`FaultEngine::reset`].
+//!
+//! Cost when nothing can fire: one relaxed atomic add and one atomic load of a per-stage
+//! bitmask; the plan's `RwLock` is only read when the stage has rules.
 
-use super::{Action, EventLog, FaultRule, Stage};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::{Action, EventLog, FaultEvent, FaultRule, Stage};
+
+const STAGES: usize = Stage::ALL.len();
+const KINDS: usize = Action::KINDS.len();
 
 /// What the session knows when it asks for a decision.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,35 +55,122 @@ pub struct Decision {
 }
 
 /// The current rules and seed, as reported by `GET /api/v1/faults`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PlanSnapshot {
-    pub rules: Vec<FaultRule>,
     pub seed: u64,
+    pub rules: Vec<FaultRule>,
 }
 
 /// Per-connection fault state (its RNG), created by [`FaultEngine::connection`].
 #[derive(Debug)]
 pub struct ConnectionFaults {
-    _private: (),
+    id: u64,
+    rng: StdRng,
+}
+
+impl ConnectionFaults {
+    /// The connection id this state belongs to.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// The fault plan of one server instance, its counters and its event log.
 /// Cheap to clone (an `Arc` inside).
 #[derive(Debug, Clone)]
 pub struct FaultEngine {
-    _private: (),
+    inner: Arc<Inner>,
 }
 
-#[allow(unused_variables, clippy::todo)]
+#[derive(Debug)]
+struct Inner {
+    /// The plan in force. A `std::sync::RwLock` holding an `Arc`: readers clone the `Arc`
+    /// and drop the guard at once, so the lock is never held across an `.await` or while
+    /// rules are evaluated, and a `PUT` only waits for those few instructions.
+    plan: RwLock<Arc<Plan>>,
+    /// Bit `i` set when stage `Stage::ALL[i]` has at least one rule: the lock-free fast path.
+    stage_mask: AtomicU8,
+    /// Times each stage was reached since start or the last reset (`n` of the triggers).
+    reached: [AtomicU64; STAGES],
+    /// Faults injected, by stage and action kind, since start (not cleared by reset).
+    injected: [[AtomicU64; KINDS]; STAGES],
+    events: EventLog,
+}
+
+/// An immutable set of rules with their mutable fire counters.
+#[derive(Debug)]
+struct Plan {
+    seed: u64,
+    rules: Vec<FaultRule>,
+    /// Each rule as text, rendered once for the event log.
+    texts: Vec<String>,
+    /// Indexes into `rules` for each stage, in plan order.
+    by_stage: [Vec<usize>; STAGES],
+    /// How many times each rule fired (for `times=`).
+    fired: Vec<AtomicU64>,
+}
+
+impl Plan {
+    fn new(rules: Vec<FaultRule>, seed: u64) -> Plan {
+        let mut by_stage: [Vec<usize>; STAGES] = Default::default();
+        for (i, rule) in rules.iter().enumerate() {
+            by_stage[rule.stage.index()].push(i);
+        }
+        Plan {
+            seed,
+            texts: rules.iter().map(|r| r.to_string()).collect(),
+            fired: rules.iter().map(|_| AtomicU64::new(0)).collect(),
+            rules,
+            by_stage,
+        }
+    }
+
+    fn mask(&self) -> u8 {
+        self.by_stage
+            .iter()
+            .enumerate()
+            .filter(|(_, rules)| !rules.is_empty())
+            .fold(0, |mask, (i, _)| mask | (1 << i))
+    }
+}
+
+/// SplitMix64's finaliser: spreads consecutive connection ids over all 64 bits, so
+/// `seed ^ splitmix64(id)` gives unrelated RNG seeds for neighbouring connections.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn matches_addr(wanted: &str, actual: &str) -> bool {
+    wanted.eq_ignore_ascii_case(actual)
+}
+
 impl FaultEngine {
     /// A plan with these rules and seed.
     pub fn new(rules: Vec<FaultRule>, seed: u64) -> Self {
-        todo!()
+        let plan = Plan::new(rules, seed);
+        FaultEngine {
+            inner: Arc::new(Inner {
+                stage_mask: AtomicU8::new(plan.mask()),
+                plan: RwLock::new(Arc::new(plan)),
+                reached: Default::default(),
+                injected: Default::default(),
+                events: EventLog::default(),
+            }),
+        }
     }
+
     /// Fault state for a new connection with this id (ids start at 1, in accept order).
     pub fn connection(&self, connection_id: u64) -> ConnectionFaults {
-        todo!()
+        let seed = self.plan().seed;
+        ConnectionFaults {
+            id: connection_id,
+            rng: StdRng::seed_from_u64(seed ^ splitmix64(connection_id)),
+        }
     }
+
     /// Counts this reach of `stage`, evaluates the rules in order, and returns the first
     /// that fires (recording its event), or `None` to carry on normally.
     /// `stored` in the event is true exactly when the action is `AcceptClose`.
@@ -61,9 +180,139 @@ impl FaultEngine {
         stage: Stage,
         ctx: &FaultContext<'_>,
     ) -> Option<Decision> {
-        todo!()
+        let idx = stage.index();
+        let n = self.inner.reached[idx].fetch_add(1, Ordering::Relaxed) + 1;
+        if self.inner.stage_mask.load(Ordering::Acquire) & (1 << idx) == 0 {
+            return None;
+        }
+        let plan = self.plan();
+        for &i in &plan.by_stage[idx] {
+            let rule = &plan.rules[i];
+            let t = &rule.trigger;
+            if t.first.is_some_and(|first| n > first)
+                || t.every.is_some_and(|every| n % every != 0)
+                || t.after.is_some_and(|after| n <= after)
+            {
+                continue;
+            }
+            if let Some(want) = &t.from
+                && !ctx.from.is_some_and(|from| matches_addr(want, from))
+            {
+                continue;
+            }
+            if let Some(want) = &t.to
+                && !ctx.to.iter().any(|to| matches_addr(want, to))
+            {
+                continue;
+            }
+            let fired = &plan.fired[i];
+            if t.times
+                .is_some_and(|times| fired.load(Ordering::Relaxed) >= times)
+            {
+                continue;
+            }
+            if let Some(chance) = t.chance {
+                let roll: f64 = conn.rng.random_range(0.0..100.0);
+                if roll >= chance {
+                    continue;
+                }
+            }
+            let claimed = match t.times {
+                Some(times) => fired
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                        (f < times).then_some(f + 1)
+                    })
+                    .is_ok(),
+                None => {
+                    fired.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+            };
+            if !claimed {
+                continue;
+            }
+            self.inner.injected[idx][rule.action.kind_index()].fetch_add(1, Ordering::Relaxed);
+            let event_seq = self.inner.events.record(FaultEvent {
+                seq: 0,
+                time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                connection: conn.id,
+                stage: stage.to_string(),
+                rule_index: i,
+                rule: plan.texts[i].clone(),
+                action: rule.action.to_string(),
+                stored: rule.action == Action::AcceptClose,
+            });
+            return Some(Decision {
+                rule_index: i,
+                action: rule.action.clone(),
+                event_seq,
+            });
+        }
+        None
     }
+
     pub fn events(&self) -> &EventLog {
-        todo!()
+        &self.inner.events
+    }
+
+    /// The rules and seed in force.
+    pub fn snapshot(&self) -> PlanSnapshot {
+        let plan = self.plan();
+        PlanSnapshot {
+            seed: plan.seed,
+            rules: plan.rules.clone(),
+        }
+    }
+
+    /// The seed in force (new connections derive their RNG from it).
+    pub fn seed(&self) -> u64 {
+        self.plan().seed
+    }
+
+    /// Replaces the rules (fire counters start at zero) and, when given, the seed.
+    pub fn replace(&self, rules: Vec<FaultRule>, seed: Option<u64>) -> PlanSnapshot {
+        let mut guard = self.inner.plan.write().unwrap_or_else(|e| e.into_inner());
+        let plan = Plan::new(rules, seed.unwrap_or(guard.seed));
+        let snapshot = PlanSnapshot {
+            seed: plan.seed,
+            rules: plan.rules.clone(),
+        };
+        // Stored under the write lock so mask and plan change together for later readers.
+        self.inner.stage_mask.store(plan.mask(), Ordering::Release);
+        *guard = Arc::new(plan);
+        snapshot
+    }
+
+    /// Clears the event log and every trigger counter (stage reaches, rule firings).
+    /// The rules, the seed and the injected-fault statistics stay.
+    pub fn reset(&self) {
+        for counter in &self.inner.reached {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for counter in &self.plan().fired {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.inner.events.clear();
+    }
+
+    /// How many times `stage` was reached since start or the last reset.
+    pub fn reached(&self, stage: Stage) -> u64 {
+        self.inner.reached[stage.index()].load(Ordering::Relaxed)
+    }
+
+    /// Faults injected at `stage` with an action of kind `Action::KINDS[kind]`, since start.
+    pub fn injected(&self, stage: Stage, kind: usize) -> u64 {
+        self.inner.injected[stage.index()]
+            .get(kind)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn plan(&self) -> Arc<Plan> {
+        // Poisoning cannot leave the plan half-changed (replacement is one assignment).
+        Arc::clone(&self.inner.plan.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

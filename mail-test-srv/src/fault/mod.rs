@@ -17,5 +17,5 @@ mod events;
 mod rule;
 
 pub use engine::{ConnectionFaults, Decision, FaultContext, FaultEngine, PlanSnapshot};
-pub use events::{EventLog, FaultEvent};
+pub use events::{EventLog, EventPage, FaultEvent};
 pub use rule::{Action, FaultRule, RuleParseError, Stage, Trigger};

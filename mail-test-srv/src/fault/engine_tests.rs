@@ -1,0 +1,1 @@
+//! Trigger semantics with fixed seeds.

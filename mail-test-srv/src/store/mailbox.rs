@@ -1,0 +1,237 @@
+//! The mailbox data structure: messages in arrival order plus per-recipient records and
+//! their indexes. No locking and no I/O here; [`super::Store`] wraps it in a lock.
+//!
+//! The original server keeps one record per recipient (a message with two RCPTs is two
+//! records); `/count` and `/mail/N` speak in records, the JSON API in messages. Three
+//! record lists serve them: all records, by recipient, by sender. Each list is in arrival
+//! order, so evicting the oldest message only ever pops list fronts, and the N-th record
+//! matching `to=X` is `by_to[X][N]`: no query scans the whole mailbox.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::{Filter, StoredMessage};
+
+/// One record: recipient number `rcpt` of message `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RecordRef {
+    id: u64,
+    rcpt: u32,
+}
+
+#[derive(Debug)]
+pub(super) struct Mailbox {
+    max_messages: usize,
+    max_bytes: usize,
+    /// Stored messages; ids are consecutive, the front is the oldest.
+    messages: VecDeque<Arc<StoredMessage>>,
+    /// Id the next message gets (ids start at 1 and never repeat, not even after a clear).
+    next_id: u64,
+    /// Raw bytes of the stored messages.
+    bytes: usize,
+    records: VecDeque<RecordRef>,
+    by_to: HashMap<String, VecDeque<RecordRef>>,
+    by_from: HashMap<String, VecDeque<RecordRef>>,
+    /// Messages evicted by the caps since start.
+    pub(super) evictions: u64,
+}
+
+impl Mailbox {
+    pub(super) fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Mailbox {
+            max_messages,
+            max_bytes,
+            messages: VecDeque::new(),
+            next_id: 1,
+            bytes: 0,
+            records: VecDeque::new(),
+            by_to: HashMap::new(),
+            by_from: HashMap::new(),
+            evictions: 0,
+        }
+    }
+
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Adds a message whose `id` is `next_id()`, then evicts the oldest while over a cap.
+    /// The newest message itself is always kept, even alone over `max_bytes`.
+    pub(super) fn push(&mut self, message: StoredMessage) {
+        debug_assert_eq!(message.id, self.next_id);
+        let id = message.id;
+        self.next_id += 1;
+        for (rcpt, to) in message.recipients.iter().enumerate() {
+            let record = RecordRef {
+                id,
+                // SMTP caps recipients far below u32::MAX; saturate rather than panic.
+                rcpt: u32::try_from(rcpt).unwrap_or(u32::MAX),
+            };
+            self.records.push_back(record);
+            self.by_to.entry(to.clone()).or_default().push_back(record);
+            self.by_from
+                .entry(message.from.clone())
+                .or_default()
+                .push_back(record);
+        }
+        self.bytes += message.data.len();
+        self.messages.push_back(Arc::new(message));
+        while self.messages.len() > 1
+            && (self.messages.len() > self.max_messages || self.bytes > self.max_bytes)
+        {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        let Some(old) = self.messages.pop_front() else {
+            return;
+        };
+        self.bytes -= old.data.len();
+        self.evictions += 1;
+        for to in &old.recipients {
+            self.records.pop_front();
+            pop_front_of(&mut self.by_to, to);
+            pop_front_of(&mut self.by_from, &old.from);
+        }
+    }
+
+    /// Empties the mailbox; ids go on growing.
+    pub(super) fn clear(&mut self) {
+        self.messages.clear();
+        self.records.clear();
+        self.by_to.clear();
+        self.by_from.clear();
+        self.bytes = 0;
+    }
+
+    pub(super) fn get(&self, id: u64) -> Option<&Arc<StoredMessage>> {
+        let first = self.messages.front()?.id;
+        let index = usize::try_from(id.checked_sub(first)?).ok()?;
+        self.messages.get(index)
+    }
+
+    /// The record list that answers this filter best, and whether every entry of it
+    /// already satisfies the address filters (so no per-entry check is needed).
+    fn candidates(&self, filter: &Filter) -> (Option<&VecDeque<RecordRef>>, bool) {
+        const EMPTY: Option<&VecDeque<RecordRef>> = None;
+        match (&filter.to, &filter.from) {
+            (None, None) => (Some(&self.records), true),
+            (Some(to), None) => (self.by_to.get(to).or(EMPTY), true),
+            (None, Some(from)) => (self.by_from.get(from).or(EMPTY), true),
+            (Some(to), Some(from)) => {
+                let (a, b) = (self.by_to.get(to), self.by_from.get(from));
+                match (a, b) {
+                    (Some(a), Some(b)) => (Some(if a.len() <= b.len() { a } else { b }), false),
+                    _ => (None, true),
+                }
+            }
+        }
+    }
+
+    /// Records (one per recipient) matching the address filters, oldest first.
+    fn records_matching<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> impl Iterator<Item = (&'a Arc<StoredMessage>, &'a str)> + 'a {
+        let (list, exact) = self.candidates(filter);
+        list.into_iter().flatten().filter_map(move |r| {
+            let message = self.get(r.id)?;
+            let to = message.recipients.get(r.rcpt as usize)?.as_str();
+            if !exact
+                && (filter.to.as_deref().is_some_and(|t| t != to)
+                    || filter.from.as_deref().is_some_and(|f| f != message.from))
+            {
+                return None;
+            }
+            Some((message, to))
+        })
+    }
+
+    /// Number of records matching the address filters (`/count`). O(1) for one filter.
+    pub(super) fn count_records(&self, filter: &Filter) -> usize {
+        match self.candidates(filter) {
+            (None, _) => 0,
+            (Some(list), true) => list.len(),
+            (Some(_), false) => self.records_matching(filter).count(),
+        }
+    }
+
+    /// The `n`-th record (0-based) matching the address filters (`/mail/N`): the message
+    /// and the recipient of that record. O(1) for one filter.
+    pub(super) fn nth_record(
+        &self,
+        filter: &Filter,
+        n: usize,
+    ) -> Option<(Arc<StoredMessage>, String)> {
+        let found = match self.candidates(filter) {
+            (None, _) => None,
+            (Some(list), true) => list.get(n).and_then(|r| {
+                let message = self.get(r.id)?;
+                Some((message, message.recipients.get(r.rcpt as usize)?.as_str()))
+            }),
+            (Some(_), false) => self.records_matching(filter).nth(n),
+        };
+        found.map(|(m, to)| (Arc::clone(m), to.to_owned()))
+    }
+
+    /// Messages matching the whole filter, oldest first, skipping `offset`, at most `limit`.
+    /// Costs O(offset + limit) with an address filter and no subject filter.
+    pub(super) fn messages(
+        &self,
+        filter: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<Arc<StoredMessage>> {
+        let subject_ok = |m: &StoredMessage| match &filter.subject {
+            None => true,
+            Some(want) => m
+                .subject
+                .as_deref()
+                .is_some_and(|s| s.to_lowercase().contains(&want.to_lowercase())),
+        };
+        if filter.to.is_none() && filter.from.is_none() {
+            // By message, not by record: a message without recipients still shows.
+            return self
+                .messages
+                .iter()
+                .filter(|m| subject_ok(m))
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect();
+        }
+        let mut last_id = 0;
+        self.records_matching(filter)
+            .filter_map(|(m, _)| {
+                // A message listed twice for one address (a repeated RCPT) counts once.
+                if m.id == last_id {
+                    return None;
+                }
+                last_id = m.id;
+                Some(m)
+            })
+            .filter(|m| subject_ok(m))
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+fn pop_front_of(index: &mut HashMap<String, VecDeque<RecordRef>>, key: &str) {
+    if let Some(list) = index.get_mut(key) {
+        list.pop_front();
+        if list.is_empty() {
+            index.remove(key);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Store indexing, eviction and wait notification.
