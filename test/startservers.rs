@@ -1,1 +1,559 @@
-//! The service table and its lifecycle. OWNER: helper "harness".
+//! The service table and its lifecycle: start in dependency order, wait for each to be ready,
+//! notice early exits, stop in reverse order.
+//!
+//! A [`Service`] is plain data: name, program, arguments, environment, the services it needs
+//! first, and how to tell it is ready (normally a `READY key=value ...` line on stdout, so every
+//! port can be 0 and the real addresses come from that line). [`Services::start`] spawns the
+//! table and returns one value that owns every child. Each child gets its own process group, so
+//! stopping it also stops whatever it spawned; stopping is SIGTERM to the group, then SIGKILL after
+//! a grace period. [`Services::stop`] does that in reverse start order; dropping a [`Services`]
+//! does the same synchronously, so an error path or a panic leaves no process behind.
+//!
+//! Each child's stdout and stderr are read to the end by two tasks that keep the last
+//! [`TAIL_LINES`] lines: a service that exits early or never gets ready is reported with them.
+//! Nothing is global: two `Services` values in one process share nothing.
+//!
+//! OWNER: helper "harness".
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Lines of output kept per service (stdout and stderr together, in arrival order).
+pub const TAIL_LINES: usize = 50;
+/// Longest line kept in a tail; the rest of a longer line is cut so a binary blob cannot eat memory.
+const MAX_LINE: usize = 2000;
+/// How long output is still drained after a child exited, so its last words make it into the tail.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// One entry of the service table.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// Names of services that must be ready before this one starts.
+    pub after: Vec<String>,
+    pub ready: Readiness,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub grace: Duration,
+    /// Also copy every output line to our stderr, prefixed with `[name]` (for `serve`).
+    pub echo: bool,
+}
+
+impl Service {
+    /// A service that is ready when it prints a line starting with `READY`, within 30 s.
+    pub fn new(name: impl Into<String>, program: impl Into<PathBuf>) -> Self {
+        Service {
+            name: name.into(),
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            after: Vec::new(),
+            ready: Readiness::line("READY", Duration::from_secs(30)),
+            grace: Duration::from_secs(5),
+            echo: false,
+        }
+    }
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+    pub fn after(mut self, name: impl Into<String>) -> Self {
+        self.after.push(name.into());
+        self
+    }
+    pub fn ready(mut self, ready: Readiness) -> Self {
+        self.ready = ready;
+        self
+    }
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+    pub fn echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+}
+
+/// How to tell that a service is ready.
+#[derive(Debug, Clone)]
+pub enum Readiness {
+    /// Ready when a stdout line's first word is `prefix`; not ready after `deadline` is an error.
+    Line { prefix: String, deadline: Duration },
+    /// Ready as soon as it is spawned (for helpers nothing else waits on).
+    Spawned,
+}
+
+impl Readiness {
+    pub fn line(prefix: impl Into<String>, deadline: Duration) -> Self {
+        Readiness::Line { prefix: prefix.into(), deadline }
+    }
+}
+
+/// The line that made a service ready, with its `key=value` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadyLine {
+    pub line: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl ReadyLine {
+    pub fn parse(line: &str) -> Self {
+        let fields = line
+            .split_whitespace()
+            .filter_map(|word| word.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        ReadyLine { line: line.to_owned(), fields }
+    }
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+    /// A socket address field such as `smtp=127.0.0.1:40025`.
+    pub fn addr(&self, key: &str) -> Result<SocketAddr, String> {
+        let value = self
+            .field(key)
+            .ok_or_else(|| format!("no `{key}=` in ready line {:?}", self.line))?;
+        value
+            .parse()
+            .map_err(|e| format!("`{key}={value}` in ready line {:?}: {e}", self.line))
+    }
+}
+
+/// The last lines a service printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tail(pub Vec<String>);
+
+impl Tail {
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.iter().any(|line| line.contains(needle))
+    }
+}
+
+impl fmt::Display for Tail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "    (no output)");
+        }
+        for (i, line) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "    | {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the table could not be started. Services already started were stopped before this returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("service table: {0}")]
+    Table(String),
+    #[error("service {name}: cannot start {program}: {source}")]
+    Spawn { name: String, program: String, source: io::Error },
+    #[error("service {name} exited ({status}) before it was ready; its last output:\n{tail}")]
+    ExitedEarly { name: String, status: String, tail: Tail },
+    #[error("service {name} was not ready within {deadline:?}; its last output:\n{tail}")]
+    NotReady { name: String, deadline: Duration, tail: Tail },
+}
+
+/// A started service that exited while it was still needed.
+#[derive(Debug, thiserror::Error)]
+#[error("service {name} exited ({status}) while it was still needed; its last output:\n{tail}")]
+pub struct ServiceDied {
+    pub name: String,
+    pub status: String,
+    pub tail: Tail,
+}
+
+/// How one service ended when it was stopped.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    pub name: String,
+    pub pid: u32,
+    /// `None` when its status could not be collected.
+    pub status: Option<ExitStatus>,
+    /// It did not exit within its grace period and was killed.
+    pub killed: bool,
+}
+
+/// The last lines of one child's output, shared with the tasks that read its pipes.
+type SharedTail = Arc<Mutex<VecDeque<String>>>;
+
+/// One running child and the tasks reading its output.
+struct Running {
+    name: String,
+    pid: u32,
+    grace: Duration,
+    child: Child,
+    ready: ReadyLine,
+    tail: SharedTail,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    fn tail(&self) -> Tail {
+        snapshot(&self.tail)
+    }
+
+    /// Waits (bounded) until both pipes reached EOF, so the tail holds the last lines.
+    async fn drain(&mut self) {
+        for reader in &mut self.readers {
+            let _ = tokio::time::timeout(DRAIN, reader).await;
+        }
+    }
+
+    fn signal_group(&self, signal: Signal) {
+        // The child leads its own group (process_group(0)); signalling the group reaches its children too.
+        // ESRCH (already gone) is the expected outcome late in a stop and needs no report.
+        if let Some(pid) = Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process_group(pid, signal);
+        }
+    }
+
+    fn group_alive(&self) -> bool {
+        Pid::from_raw(self.pid as i32)
+            .is_some_and(|pid| rustix::process::test_kill_process_group(pid).is_ok())
+    }
+
+    /// SIGTERM, then SIGKILL after the grace period; then leftovers of the group are killed.
+    async fn stop(&mut self) -> Stopped {
+        let mut killed = false;
+        let mut status = self.child.try_wait().ok().flatten();
+        if status.is_none() {
+            self.signal_group(Signal::TERM);
+            status = match tokio::time::timeout(self.grace, self.child.wait()).await {
+                Ok(result) => result.ok(),
+                Err(_) => {
+                    killed = true;
+                    self.signal_group(Signal::KILL);
+                    self.child.wait().await.ok()
+                }
+            };
+        }
+        if self.group_alive() {
+            self.signal_group(Signal::KILL);
+        }
+        self.drain().await;
+        Stopped { name: self.name.clone(), pid: self.pid, status, killed }
+    }
+
+    /// The synchronous form of [`Running::stop`] for `Drop`, where nothing can be awaited.
+    fn stop_blocking(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal_group(Signal::TERM);
+            let until = Instant::now() + self.grace;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if matches!(self.child.try_wait(), Ok(None)) || self.group_alive() {
+            self.signal_group(Signal::KILL);
+            let _ = self.child.start_kill();
+            let until = Instant::now() + Duration::from_secs(1);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+/// Every started service, in start order. Stops them in reverse order on [`Services::stop`] or drop.
+pub struct Services {
+    running: Vec<Running>,
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<(&str, u32)> = self.running.iter().map(|r| (r.name.as_str(), r.pid)).collect();
+        f.debug_struct("Services").field("running", &names).finish()
+    }
+}
+
+impl Services {
+    /// Starts the table in dependency order, each one ready before the next starts.
+    /// On any failure the services already started are stopped (in reverse) before the error returns.
+    pub async fn start(table: Vec<Service>) -> Result<Services, StartError> {
+        let order = start_order(&table)?;
+        let mut services = Services { running: Vec::new() };
+        for index in order {
+            match start_one(&table[index]).await {
+                Ok(running) => services.running.push(running),
+                Err(error) => {
+                    services.stop().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(services)
+    }
+
+    fn find(&self, name: &str) -> Option<&Running> {
+        self.running.iter().find(|r| r.name == name)
+    }
+
+    /// Names in start order.
+    pub fn names(&self) -> Vec<String> {
+        self.running.iter().map(|r| r.name.clone()).collect()
+    }
+    pub fn ready_line(&self, name: &str) -> Option<&ReadyLine> {
+        self.find(name).map(|r| &r.ready)
+    }
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.find(name).map(|r| r.pid)
+    }
+    pub fn tail(&self, name: &str) -> Option<Tail> {
+        self.find(name).map(Running::tail)
+    }
+
+    /// Err for the first service that has exited since it was started.
+    pub async fn check_alive(&mut self) -> Result<(), ServiceDied> {
+        for running in &mut self.running {
+            if let Ok(Some(status)) = running.child.try_wait() {
+                running.drain().await;
+                return Err(ServiceDied {
+                    name: running.name.clone(),
+                    status: status.to_string(),
+                    tail: running.tail(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until any service exits and reports it (never returns while all run; pending forever
+    /// when the table is empty).
+    pub async fn wait_for_exit(&mut self) -> ServiceDied {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if let Err(died) = self.check_alive().await {
+                return died;
+            }
+        }
+    }
+
+    /// Stops every service, the last started first, each given its grace period.
+    pub async fn stop(mut self) -> Vec<Stopped> {
+        let mut stopped = Vec::new();
+        while let Some(mut running) = self.running.pop() {
+            stopped.push(running.stop().await);
+        }
+        stopped
+    }
+}
+
+impl Drop for Services {
+    /// Reached on error paths and panics: blocks for at most the grace periods, because a child
+    /// left running would hold its ports and confuse the next run.
+    fn drop(&mut self) {
+        while let Some(mut running) = self.running.pop() {
+            running.stop_blocking();
+        }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+pub async fn shutdown_signal() -> io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    })
+}
+
+/// Indexes of `table` in a start order that puts every service after what it needs; ties keep
+/// table order. Unknown names, duplicates and cycles are errors.
+pub fn start_order(table: &[Service]) -> Result<Vec<usize>, StartError> {
+    let mut names = HashSet::new();
+    for service in table {
+        if !names.insert(service.name.as_str()) {
+            return Err(StartError::Table(format!("two services are named {}", service.name)));
+        }
+    }
+    for service in table {
+        if let Some(missing) = service.after.iter().find(|d| !names.contains(d.as_str())) {
+            return Err(StartError::Table(format!(
+                "{} needs {missing}, which is not in the table",
+                service.name
+            )));
+        }
+    }
+    let mut started: HashSet<&str> = HashSet::new();
+    let mut order = Vec::with_capacity(table.len());
+    while order.len() < table.len() {
+        let next = table.iter().enumerate().find(|(_, s)| {
+            !started.contains(s.name.as_str()) && s.after.iter().all(|d| started.contains(d.as_str()))
+        });
+        match next {
+            Some((index, service)) => {
+                started.insert(service.name.as_str());
+                order.push(index);
+            }
+            None => {
+                let stuck: Vec<&str> = table
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .filter(|n| !started.contains(n))
+                    .collect();
+                return Err(StartError::Table(format!(
+                    "dependency cycle among {}",
+                    stuck.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(order)
+}
+
+async fn start_one(service: &Service) -> Result<Running, StartError> {
+    let mut command = Command::new(&service.program);
+    command
+        .args(&service.args)
+        .envs(service.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(|source| StartError::Spawn {
+        name: service.name.clone(),
+        program: service.program.display().to_string(),
+        source,
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let tail = SharedTail::default();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let prefix = match &service.ready {
+        Readiness::Line { prefix, .. } => Some(prefix.clone()),
+        Readiness::Spawned => None,
+    };
+    let echo = service.echo.then(|| service.name.clone());
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        let watch = prefix.map(|p| (p, ready_tx));
+        readers.push(tokio::spawn(pump(stdout, tail.clone(), echo.clone(), watch)));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(tokio::spawn(pump(stderr, tail.clone(), echo, None)));
+    }
+    let mut running = Running {
+        name: service.name.clone(),
+        pid,
+        grace: service.grace,
+        child,
+        ready: ReadyLine::default(),
+        tail,
+        readers,
+    };
+    let Readiness::Line { deadline, .. } = &service.ready else {
+        return Ok(running);
+    };
+    match wait_ready(&mut running.child, ready_rx, *deadline).await {
+        Ok(line) => {
+            running.ready = ReadyLine::parse(&line);
+            Ok(running)
+        }
+        Err(status) => {
+            // Stop it before reading the tail: the pipes then close and the tail is complete.
+            running.stop().await;
+            let name = service.name.clone();
+            let tail = running.tail();
+            Err(match status {
+                Some(status) => StartError::ExitedEarly { name, status: status.to_string(), tail },
+                None => StartError::NotReady { name, deadline: *deadline, tail },
+            })
+        }
+    }
+}
+
+/// The ready line, or `Err(Some(status))` when the child exited first, `Err(None)` at the deadline.
+async fn wait_ready(
+    child: &mut Child,
+    mut ready: oneshot::Receiver<String>,
+    deadline: Duration,
+) -> Result<String, Option<ExitStatus>> {
+    let expires = tokio::time::sleep(deadline);
+    tokio::pin!(expires);
+    let mut stdout_open = true;
+    loop {
+        tokio::select! {
+            line = &mut ready, if stdout_open => match line {
+                Ok(line) => return Ok(line),
+                // stdout closed without the line: only an exit or the deadline can end the wait now.
+                Err(_) => stdout_open = false,
+            },
+            status = child.wait() => return Err(status.ok()),
+            () = &mut expires => return Err(None),
+        }
+    }
+}
+
+/// Reads one pipe to EOF into the tail; the first line starting with the watched word is sent on.
+async fn pump<R: AsyncRead + Unpin>(
+    pipe: R,
+    tail: SharedTail,
+    echo: Option<String>,
+    mut watch: Option<(String, oneshot::Sender<String>)>,
+) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let line: String = text.trim_end_matches(['\n', '\r']).chars().take(MAX_LINE).collect();
+        if let Some(name) = &echo {
+            eprintln!("[{name}] {line}");
+        }
+        if watch
+            .as_ref()
+            .is_some_and(|(prefix, _)| line.split_whitespace().next() == Some(prefix.as_str()))
+            && let Some((_, sender)) = watch.take()
+        {
+            let _ = sender.send(line.clone());
+        }
+        let mut lines = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+}
+
+fn snapshot(tail: &SharedTail) -> Tail {
+    let lines = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Tail(lines.iter().cloned().collect())
+}
