@@ -1,3 +1,267 @@
-//! Flags and set-up shared by expiration-mailer and notify-mailer.
+//! Flags and set-up shared by expiration-mailer and notify-mailer: the SMTP flags and their
+//! translation into a [`crate::Config`], the clock, logging, template helpers, and how a
+//! failure becomes one line on stderr and an exit code.
+//!
+//! Exit codes: 0 the run completed; 1 the store or the mail server could not be used
+//! ([`Fatal::failure`]); 2 the input was wrong: a flag, a file, a URL, `FAKECLOCK`
+//! ([`Fatal::usage`]), as clap itself does for unknown flags.
 //!
 //! OWNER: helper "mailer programs".
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use crate::db::StoreError;
+
+/// Exit code of a run that could not reach the store or the mail server.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a usage error: bad flag, unreadable or malformed input, bad URL.
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error that ends the program, with the exit code it deserves.
+#[derive(Debug)]
+pub struct Fatal {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Fatal {
+    /// The user's input is wrong (exit 2).
+    pub fn usage(error: impl Into<anyhow::Error>) -> Fatal {
+        Fatal {
+            code: EXIT_USAGE,
+            error: error.into(),
+        }
+    }
+    /// The store or the server could not be used (exit 1).
+    pub fn failure(error: impl Into<anyhow::Error>) -> Fatal {
+        Fatal {
+            code: EXIT_FAILURE,
+            error: error.into(),
+        }
+    }
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+    pub fn error(&self) -> &anyhow::Error {
+        &self.error
+    }
+}
+
+impl From<StoreError> for Fatal {
+    fn from(error: StoreError) -> Fatal {
+        if error.is_usage() {
+            Fatal::usage(error)
+        } else {
+            Fatal::failure(error)
+        }
+    }
+}
+
+/// Turns the outcome of `run` into the process exit code, printing a fatal error as one line.
+pub fn finish(program: &str, result: Result<ExitCode, Fatal>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(fatal) => {
+            eprintln!(
+                "{program}: error: {}",
+                one_line(&format!("{:#}", fatal.error))
+            );
+            ExitCode::from(fatal.code)
+        }
+    }
+}
+
+/// Parses the command line; a bad flag is one line on stderr and exit 2 (clap's own report
+/// spans several lines with usage text), `--help` and `--version` print and exit 0.
+pub fn parse_args<T: clap::Parser>(program: &str) -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                err.exit();
+            }
+            let rendered = err.to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("{program}: error: {first} (see --help)");
+            std::process::exit(i32::from(EXIT_USAGE));
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Logs to stderr; `RUST_LOG` chooses the level (warnings only by default, so that the
+/// summary on stdout and the progress bar stay readable).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Fails only when a subscriber is already installed, which is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A humantime duration flag (`90s`, `1h`, `480h`), for clap's `value_parser`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration: {e}"))
+}
+
+/// How to speak TLS to the SMTP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsArg {
+    /// Plain text.
+    None,
+    /// Plain text, then STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
+/// The SMTP flags both programs take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SmtpArgs {
+    /// SMTP server host name or address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub smtp_server: String,
+    /// SMTP server port.
+    #[arg(long, default_value_t = 25)]
+    pub smtp_port: u16,
+    /// TLS mode: none, starttls or implicit.
+    #[arg(long, value_enum, default_value = "none")]
+    pub smtp_tls: TlsArg,
+    /// PEM file of a root CA to trust for the server's certificate (instead of the web PKI roots).
+    #[arg(long, value_name = "FILE")]
+    pub smtp_root_ca: Option<PathBuf>,
+    /// User name for SMTP AUTH (with --smtp-password-file).
+    #[arg(long)]
+    pub smtp_user: Option<String>,
+    /// File holding the SMTP AUTH password (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+    /// Sender address, optionally with a display name: "Expiry bot <bot@example.com>".
+    #[arg(long)]
+    pub from: String,
+    /// First reconnect delay after a dropped connection (doubles up to --reconnect-max).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub reconnect_base: Duration,
+    /// Longest delay between reconnect attempts.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub reconnect_max: Duration,
+}
+
+/// Reads a password file: the whole file minus its trailing line end.
+pub fn read_password_file(path: &Path) -> Result<String, Fatal> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fatal::usage(anyhow::anyhow!(
+            "cannot read the password file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Checks that a file given by flag can be read now, before any mail goes out.
+pub fn check_readable(path: &Path, what: &str) -> Result<(), Fatal> {
+    std::fs::File::open(path).map(drop).map_err(|e| {
+        Fatal::usage(anyhow::anyhow!(
+            "cannot read the {what} {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Days since the Unix epoch (UTC) of a time; the unit of `--mails-per-address-per-day`.
+pub fn day_of(time: SystemTime) -> i64 {
+    unix_seconds(time).div_euclid(86_400)
+}
+
+/// Seconds since the Unix epoch, negative before it.
+pub fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// A template environment for user-facing mail: plain text (no HTML escaping), strict about
+/// undefined variables so a misspelt name is an error instead of an empty hole in a message,
+/// and no trailing-newline loss.
+pub fn template_env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // Only the default delimiters are configured, which cannot be refused.
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+/// A template error as one line naming the template and the line: `template body.txt, line 3: ...`.
+pub fn template_error(error: &minijinja::Error) -> anyhow::Error {
+    let name = error.name().unwrap_or("(template)");
+    let what = match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.kind()),
+        None => error.kind().to_string(),
+    };
+    match error.line() {
+        Some(line) => anyhow::anyhow!("template {name}, line {line}: {what}"),
+        None => anyhow::anyhow!("template {name}: {what}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_humantime() {
+        assert_eq!(parse_duration("480h"), Ok(Duration::from_secs(480 * 3600)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn days_are_utc_days_since_the_epoch() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 5);
+        assert_eq!(day_of(t), 3);
+        assert_eq!(day_of(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), -1);
+    }
+
+    #[test]
+    fn template_errors_name_template_and_line() {
+        let mut env = template_env();
+        let err = env
+            .add_template_owned("body.txt", "line one\n{{ oops(\n")
+            .unwrap_err();
+        let text = template_error(&err).to_string();
+        assert!(text.starts_with("template body.txt, line 2:"), "{text}");
+    }
+
+    #[test]
+    fn multi_line_errors_become_one_line() {
+        assert_eq!(one_line("a\n\n  b\n"), "a   b");
+    }
+}
