@@ -15,26 +15,24 @@
 //!
 //! OWNER: helper "harness".
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Lines of output kept per service (stdout and stderr together, in arrival order).
-pub const TAIL_LINES: usize = 50;
-/// Longest line kept in a tail; the rest of a longer line is cut so a binary blob cannot eat memory.
-const MAX_LINE: usize = 2000;
+#[path = "startservers/output.rs"]
+mod output;
+pub use output::{ReadyLine, TAIL_LINES, Tail};
+use output::{SharedTail, pump, snapshot};
+
 /// How long output is still drained after a child exited, so its last words make it into the tail.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -109,62 +107,10 @@ pub enum Readiness {
 
 impl Readiness {
     pub fn line(prefix: impl Into<String>, deadline: Duration) -> Self {
-        Readiness::Line { prefix: prefix.into(), deadline }
-    }
-}
-
-/// The line that made a service ready, with its `key=value` fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReadyLine {
-    pub line: String,
-    pub fields: BTreeMap<String, String>,
-}
-
-impl ReadyLine {
-    pub fn parse(line: &str) -> Self {
-        let fields = line
-            .split_whitespace()
-            .filter_map(|word| word.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        ReadyLine { line: line.to_owned(), fields }
-    }
-    pub fn field(&self, key: &str) -> Option<&str> {
-        self.fields.get(key).map(String::as_str)
-    }
-    /// A socket address field such as `smtp=127.0.0.1:40025`.
-    pub fn addr(&self, key: &str) -> Result<SocketAddr, String> {
-        let value = self
-            .field(key)
-            .ok_or_else(|| format!("no `{key}=` in ready line {:?}", self.line))?;
-        value
-            .parse()
-            .map_err(|e| format!("`{key}={value}` in ready line {:?}: {e}", self.line))
-    }
-}
-
-/// The last lines a service printed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tail(pub Vec<String>);
-
-impl Tail {
-    pub fn contains(&self, needle: &str) -> bool {
-        self.0.iter().any(|line| line.contains(needle))
-    }
-}
-
-impl fmt::Display for Tail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return write!(f, "    (no output)");
+        Readiness::Line {
+            prefix: prefix.into(),
+            deadline,
         }
-        for (i, line) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "    | {line}")?;
-        }
-        Ok(())
     }
 }
 
@@ -174,11 +120,23 @@ pub enum StartError {
     #[error("service table: {0}")]
     Table(String),
     #[error("service {name}: cannot start {program}: {source}")]
-    Spawn { name: String, program: String, source: io::Error },
+    Spawn {
+        name: String,
+        program: String,
+        source: io::Error,
+    },
     #[error("service {name} exited ({status}) before it was ready; its last output:\n{tail}")]
-    ExitedEarly { name: String, status: String, tail: Tail },
+    ExitedEarly {
+        name: String,
+        status: String,
+        tail: Tail,
+    },
     #[error("service {name} was not ready within {deadline:?}; its last output:\n{tail}")]
-    NotReady { name: String, deadline: Duration, tail: Tail },
+    NotReady {
+        name: String,
+        deadline: Duration,
+        tail: Tail,
+    },
 }
 
 /// A started service that exited while it was still needed.
@@ -201,9 +159,6 @@ pub struct Stopped {
     pub killed: bool,
 }
 
-/// The last lines of one child's output, shared with the tasks that read its pipes.
-type SharedTail = Arc<Mutex<VecDeque<String>>>;
-
 /// One running child and the tasks reading its output.
 struct Running {
     name: String,
@@ -223,7 +178,10 @@ impl Running {
     /// Waits (bounded) until both pipes reached EOF, so the tail holds the last lines.
     async fn drain(&mut self) {
         for reader in &mut self.readers {
-            let _ = tokio::time::timeout(DRAIN, reader).await;
+            // A finished handle must not be polled again (tokio panics); `is_finished` covers both cases.
+            if !reader.is_finished() {
+                let _ = tokio::time::timeout(DRAIN, &mut *reader).await;
+            }
         }
     }
 
@@ -259,7 +217,12 @@ impl Running {
             self.signal_group(Signal::KILL);
         }
         self.drain().await;
-        Stopped { name: self.name.clone(), pid: self.pid, status, killed }
+        Stopped {
+            name: self.name.clone(),
+            pid: self.pid,
+            status,
+            killed,
+        }
     }
 
     /// The synchronous form of [`Running::stop`] for `Drop`, where nothing can be awaited.
@@ -292,7 +255,11 @@ pub struct Services {
 
 impl fmt::Debug for Services {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<(&str, u32)> = self.running.iter().map(|r| (r.name.as_str(), r.pid)).collect();
+        let names: Vec<(&str, u32)> = self
+            .running
+            .iter()
+            .map(|r| (r.name.as_str(), r.pid))
+            .collect();
         f.debug_struct("Services").field("running", &names).finish()
     }
 }
@@ -302,7 +269,9 @@ impl Services {
     /// On any failure the services already started are stopped (in reverse) before the error returns.
     pub async fn start(table: Vec<Service>) -> Result<Services, StartError> {
         let order = start_order(&table)?;
-        let mut services = Services { running: Vec::new() };
+        let mut services = Services {
+            running: Vec::new(),
+        };
         for index in order {
             match start_one(&table[index]).await {
                 Ok(running) => services.running.push(running),
@@ -397,7 +366,10 @@ pub fn start_order(table: &[Service]) -> Result<Vec<usize>, StartError> {
     let mut names = HashSet::new();
     for service in table {
         if !names.insert(service.name.as_str()) {
-            return Err(StartError::Table(format!("two services are named {}", service.name)));
+            return Err(StartError::Table(format!(
+                "two services are named {}",
+                service.name
+            )));
         }
     }
     for service in table {
@@ -412,7 +384,8 @@ pub fn start_order(table: &[Service]) -> Result<Vec<usize>, StartError> {
     let mut order = Vec::with_capacity(table.len());
     while order.len() < table.len() {
         let next = table.iter().enumerate().find(|(_, s)| {
-            !started.contains(s.name.as_str()) && s.after.iter().all(|d| started.contains(d.as_str()))
+            !started.contains(s.name.as_str())
+                && s.after.iter().all(|d| started.contains(d.as_str()))
         });
         match next {
             Some((index, service)) => {
@@ -461,7 +434,12 @@ async fn start_one(service: &Service) -> Result<Running, StartError> {
     let mut readers = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         let watch = prefix.map(|p| (p, ready_tx));
-        readers.push(tokio::spawn(pump(stdout, tail.clone(), echo.clone(), watch)));
+        readers.push(tokio::spawn(pump(
+            stdout,
+            tail.clone(),
+            echo.clone(),
+            watch,
+        )));
     }
     if let Some(stderr) = child.stderr.take() {
         readers.push(tokio::spawn(pump(stderr, tail.clone(), echo, None)));
@@ -489,8 +467,16 @@ async fn start_one(service: &Service) -> Result<Running, StartError> {
             let name = service.name.clone();
             let tail = running.tail();
             Err(match status {
-                Some(status) => StartError::ExitedEarly { name, status: status.to_string(), tail },
-                None => StartError::NotReady { name, deadline: *deadline, tail },
+                Some(status) => StartError::ExitedEarly {
+                    name,
+                    status: status.to_string(),
+                    tail,
+                },
+                None => StartError::NotReady {
+                    name,
+                    deadline: *deadline,
+                    tail,
+                },
             })
         }
     }
@@ -507,53 +493,22 @@ async fn wait_ready(
     let mut stdout_open = true;
     loop {
         tokio::select! {
+            biased;
             line = &mut ready, if stdout_open => match line {
                 Ok(line) => return Ok(line),
                 // stdout closed without the line: only an exit or the deadline can end the wait now.
                 Err(_) => stdout_open = false,
             },
-            status = child.wait() => return Err(status.ok()),
+            status = child.wait() => {
+                // It may have printed the line just before exiting: the pipe still holds it.
+                if stdout_open
+                    && let Ok(Ok(line)) = tokio::time::timeout(DRAIN, &mut ready).await
+                {
+                    return Ok(line);
+                }
+                return Err(status.ok());
+            }
             () = &mut expires => return Err(None),
         }
     }
-}
-
-/// Reads one pipe to EOF into the tail; the first line starting with the watched word is sent on.
-async fn pump<R: AsyncRead + Unpin>(
-    pipe: R,
-    tail: SharedTail,
-    echo: Option<String>,
-    mut watch: Option<(String, oneshot::Sender<String>)>,
-) {
-    let mut reader = BufReader::new(pipe);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&buf);
-        let line: String = text.trim_end_matches(['\n', '\r']).chars().take(MAX_LINE).collect();
-        if let Some(name) = &echo {
-            eprintln!("[{name}] {line}");
-        }
-        if watch
-            .as_ref()
-            .is_some_and(|(prefix, _)| line.split_whitespace().next() == Some(prefix.as_str()))
-            && let Some((_, sender)) = watch.take()
-        {
-            let _ = sender.send(line.clone());
-        }
-        let mut lines = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if lines.len() == TAIL_LINES {
-            lines.pop_front();
-        }
-        lines.push_back(line);
-    }
-}
-
-fn snapshot(tail: &SharedTail) -> Tail {
-    let lines = tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    Tail(lines.iter().cloned().collect())
 }
