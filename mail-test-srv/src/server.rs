@@ -1,16 +1,30 @@
 //! The per-instance [`State`] handle and the accept loops.
 //!
-//! OWNER: helper "smtp". Signatures below are the agreed interface.
+//! [`run`] serves given listeners until a shutdown future completes (what `main` and tests
+//! call); [`start`] binds, prepares TLS and runs in the background behind a [`ServerHandle`].
+//! Shutdown uses one `CancellationToken` (sessions answer `421 4.3.0` and close) and a
+//! `TaskTracker` so `run` returns only when every session and the HTTP server have ended.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::Config;
+use crate::config::TlsMode;
 use crate::fault::FaultEngine;
+use crate::smtp::{Settings, connection};
 use crate::stats::Stats;
 use crate::store::Store;
+
+/// How long `run` waits for open sessions and HTTP requests (long polls) after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything one server instance owns. Cheap to clone; shared by the SMTP sessions and
 /// the HTTP handlers of that instance only.
@@ -25,11 +39,19 @@ struct Shared {
     store: Store,
     faults: FaultEngine,
     stats: Stats,
+    /// Built once by [`start`]; `run` builds it from `config` when absent.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl State {
     /// State for this configuration; `seed` is the one actually in use.
     pub fn new(config: Config, seed: u64) -> Self {
+        Self::with_tls(config, seed, None)
+    }
+
+    /// Like [`State::new`], with a TLS configuration already built (for `--tls`).
+    pub fn with_tls(mut config: Config, seed: u64, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        config.seed = Some(seed);
         let store = Store::new(config.limits.max_messages, config.limits.max_stored_bytes);
         let faults = FaultEngine::new(config.faults.clone(), seed);
         State {
@@ -38,6 +60,7 @@ impl State {
                 store,
                 faults,
                 stats: Stats::default(),
+                tls,
             }),
         }
     }
@@ -55,48 +78,168 @@ impl State {
     }
 }
 
-/// A running server started by [`start`].
+/// A running server started by [`start`]. Dropping it stops the server too (without waiting).
 #[derive(Debug)]
 pub struct ServerHandle {
-    _private: (),
+    smtp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    state: State,
+    seed: u64,
+    stop: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-#[allow(unused_variables, clippy::todo)]
 impl ServerHandle {
     pub fn smtp_addr(&self) -> SocketAddr {
-        todo!()
+        self.smtp_addr
     }
     pub fn http_addr(&self) -> SocketAddr {
-        todo!()
+        self.http_addr
     }
     pub fn state(&self) -> &State {
-        todo!()
+        &self.state
     }
     /// The seed in use (the configured one, or the random one picked at start).
     pub fn seed(&self) -> u64 {
-        todo!()
+        self.seed
     }
     /// Stops accepting, sends `421` to open sessions, and waits for every task to end.
-    pub async fn shutdown(self) {
-        todo!()
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
 /// Serves SMTP on `smtp` and HTTP on `http` with `state` until `shutdown` completes;
 /// then open sessions get `421 4.3.0` and every task is awaited.
-#[allow(unused_variables, clippy::todo)]
 pub async fn run(
     smtp: TcpListener,
     http: TcpListener,
     state: State,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    todo!()
+    let config = state.config();
+    let tls = match &state.inner.tls {
+        Some(tls) => Some(tls.clone()),
+        None => crate::tls::server_config(config).map_err(std::io::Error::other)?,
+    };
+    let settings = Arc::new(Settings::new(config, tls));
+    let implicit_tls = config.tls == TlsMode::Implicit;
+    let max_connections = config.limits.max_connections;
+
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let router = crate::http::router(state.clone());
+    let http_stop = stop.clone();
+    tracker.spawn(async move {
+        let served = axum::serve(http, router)
+            .with_graceful_shutdown(http_stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    tokio::pin!(shutdown);
+    let stats = state.stats();
+    let mut next_id = 0u64;
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = smtp.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _peer)) => tcp,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        next_id += 1;
+        Stats::bump(&stats.connections_total);
+        if stats.connections_open.load(Ordering::Relaxed) >= max_connections as u64 {
+            Stats::bump(&stats.connections_refused);
+            tracker.spawn(connection::refuse(tcp, implicit_tls, stop.clone()));
+            continue;
+        }
+        let guard = OpenConnection::new(state.clone());
+        let (state, settings, stop) = (state.clone(), settings.clone(), stop.clone());
+        tracker.spawn(async move {
+            connection::serve(tcp, next_id, state, settings, stop).await;
+            drop(guard);
+        });
+    }
+    drop(smtp);
+    stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some tasks did not end within the shutdown grace period");
+    }
+    Ok(())
+}
+
+/// Counts a session in `connections_open` for as long as it lives.
+struct OpenConnection(State);
+
+impl OpenConnection {
+    fn new(state: State) -> Self {
+        state
+            .stats()
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
+        OpenConnection(state)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .stats()
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Binds `config.smtp_addr` and `config.http_addr` (TLS material generated or loaded as
 /// configured), and serves in the background until [`ServerHandle::shutdown`] or drop.
-#[allow(unused_variables, clippy::todo)]
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
-    todo!()
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let tls = crate::tls::server_config(&config).context("TLS setup")?;
+    let smtp = TcpListener::bind(config.smtp_addr)
+        .await
+        .with_context(|| format!("cannot bind SMTP address {}", config.smtp_addr))?;
+    let http = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot bind HTTP address {}", config.http_addr))?;
+    let smtp_addr = smtp.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let state = State::with_tls(config, seed, tls);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run(
+        smtp,
+        http,
+        state.clone(),
+        stop.clone().cancelled_owned(),
+    ));
+    Ok(ServerHandle {
+        smtp_addr,
+        http_addr,
+        state,
+        seed,
+        stop,
+        task: Some(task),
+    })
 }

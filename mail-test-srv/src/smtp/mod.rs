@@ -1,3 +1,23 @@
 //! SMTP protocol (RFC 5321): parsing without I/O, and the per-connection session.
 //!
-//! OWNER: helper "smtp".
+//! - `parse.rs`: one command line in, a [`parse::Command`] or a typed error out.
+//! - `data.rs`: the DATA receiver (end marker, dot-unstuffing, size limit).
+//! - `reply.rs`: reply formatting with enhanced status codes (RFC 3463).
+//! - `settings.rs`: what all sessions of one server share (greeting, EHLO lines, limits, TLS).
+//! - `session.rs`: the state machine ([`Session`], its `Phase`) and fault execution;
+//!   `verbs.rs` has one handler per verb, `auth.rs` the SASL exchanges.
+//! - `connection.rs`: the socket loop (read, batch, flush, close / reset / hang / STARTTLS).
+//! - `stream.rs`: plain or TLS stream, with a real TCP reset.
+
+mod auth;
+pub mod connection;
+pub mod data;
+pub mod parse;
+pub mod reply;
+pub mod session;
+pub mod settings;
+pub mod stream;
+mod verbs;
+
+pub use session::{Flow, Session};
+pub use settings::Settings;

@@ -1,0 +1,310 @@
+//! The SMTP state machine of one connection, without the socket.
+//!
+//! [`Session::step`] takes the read buffer, handles the next complete unit (a command line,
+//! an AUTH continuation, or DATA bytes) and appends replies to [`Session::out`]; the
+//! connection loop (`connection.rs`) decides when to read, flush and close. [`Phase`] says
+//! who owns the next bytes. One handler per verb lives in `verbs.rs`, AUTH in `auth.rs`.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::sync::CancellationToken;
+
+use super::data::DataReceiver;
+use super::parse::{self, ParseError};
+use super::reply;
+use super::settings::Settings;
+use crate::State;
+use crate::fault::{Action, ConnectionFaults, FaultContext, Stage};
+use crate::stats::Stats;
+use crate::store::NewMessage;
+
+/// What the connection loop does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep handling input.
+    Continue,
+    /// Flush what is pending, then close (FIN).
+    Close,
+    /// Flush what is pending, then abort with RST.
+    Reset,
+    /// Flush what is pending, then never answer again.
+    Hang,
+    /// Flush the 220, drop buffered input, and start the TLS handshake (RFC 3207).
+    StartTls,
+}
+
+/// Who owns the next bytes from the client.
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Command lines.
+    Command,
+    /// Message content after 354, up to the final dot.
+    Data(DataReceiver),
+    /// `AUTH PLAIN` sent without an initial response; the next line is base64.
+    AuthPlain,
+    /// `AUTH LOGIN`: the next line is the base64 user name.
+    AuthLoginUser,
+    /// `AUTH LOGIN`: the next line is the base64 password for this user.
+    AuthLoginPassword(String),
+}
+
+/// The envelope of the mail transaction in progress.
+#[derive(Debug)]
+pub(super) struct Transaction {
+    pub from: String,
+    pub recipients: Vec<String>,
+}
+
+/// The protocol state of one connection.
+#[derive(Debug)]
+pub struct Session {
+    pub(super) settings: Arc<Settings>,
+    pub(super) state: State,
+    pub(super) connection: u64,
+    pub(super) faults: ConnectionFaults,
+    pub(super) shutdown: CancellationToken,
+    pub(super) phase: Phase,
+    /// EHLO or HELO was accepted.
+    pub(super) greeted: bool,
+    pub(super) tx: Option<Transaction>,
+    pub(super) auth_user: Option<String>,
+    pub(super) tls: bool,
+    /// An over-long line is being discarded up to its end.
+    skipping_long_line: bool,
+    /// Replies not yet written to the socket.
+    pub out: Vec<u8>,
+}
+
+impl Session {
+    pub fn new(
+        settings: Arc<Settings>,
+        state: State,
+        connection: u64,
+        tls: bool,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let faults = state.faults().connection(connection);
+        Session {
+            settings,
+            state,
+            connection,
+            faults,
+            shutdown,
+            phase: Phase::Command,
+            greeted: false,
+            tx: None,
+            auth_user: None,
+            tls,
+            skipping_long_line: false,
+            out: Vec::with_capacity(1024),
+        }
+    }
+
+    /// The `connect` stage: a fault may replace or delay the greeting.
+    pub async fn greet(&mut self) -> Flow {
+        if let Some(flow) = self.fault(Stage::Connect, FaultContext::default()).await {
+            return flow;
+        }
+        self.out.extend_from_slice(&self.settings.greeting);
+        Flow::Continue
+    }
+
+    /// After a TLS handshake that followed STARTTLS: forget everything (RFC 3207 4.2).
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.greeted = false;
+        self.tx = None;
+        self.auth_user = None;
+        self.phase = Phase::Command;
+        self.skipping_long_line = false;
+    }
+
+    /// Appends a shutdown notice (the server is stopping).
+    pub fn shutting_down(&mut self) {
+        reply::push_static(&mut self.out, b"421 4.3.0 shutting down\r\n");
+    }
+
+    /// Appends the idle-timeout notice.
+    pub fn idle_timeout(&mut self) {
+        reply::push_static(
+            &mut self.out,
+            b"421 4.4.2 idle timeout, closing connection\r\n",
+        );
+    }
+
+    /// Handles the next complete unit in `buf`; `None` when more input is needed.
+    pub async fn step(&mut self, buf: &mut BytesMut) -> Option<Flow> {
+        if let Phase::Data(receiver) = &mut self.phase {
+            if buf.is_empty() {
+                return None;
+            }
+            let fed = receiver.feed(buf);
+            buf.advance(fed.consumed);
+            if !fed.done {
+                return None;
+            }
+            let Phase::Data(receiver) = std::mem::replace(&mut self.phase, Phase::Command) else {
+                return Some(Flow::Continue);
+            };
+            return Some(self.finish_data(receiver).await);
+        }
+        let max_line = self.settings.limits.max_line_length;
+        let Some(newline) = memchr::memchr(b'\n', buf) else {
+            if buf.len() >= max_line {
+                // No CRLF within the limit: discard and keep discarding up to the next CRLF.
+                buf.clear();
+                self.skipping_long_line = true;
+            }
+            return None;
+        };
+        let line: Bytes = buf.split_to(newline + 1).freeze();
+        if self.skipping_long_line || line.len() > max_line {
+            self.skipping_long_line = false;
+            Stats::bump(&self.state.stats().commands);
+            // RFC 5321 4.5.3.1.4: a line past the limit is a 500; 5.5.2 (syntax error) as Postfix sends.
+            self.error(500, "5.5.2", "line too long");
+            self.phase = Phase::Command;
+            return Some(Flow::Continue);
+        }
+        let mut text = &line[..newline];
+        if let [rest @ .., b'\r'] = text {
+            text = rest;
+        }
+        Some(self.handle_line(text).await)
+    }
+
+    async fn handle_line(&mut self, line: &[u8]) -> Flow {
+        match std::mem::replace(&mut self.phase, Phase::Command) {
+            Phase::Command | Phase::Data(_) => {}
+            Phase::AuthPlain => return self.auth_plain_response(line),
+            Phase::AuthLoginUser => return self.auth_login_user(line),
+            Phase::AuthLoginPassword(user) => return self.auth_login_password(user, line),
+        }
+        Stats::bump(&self.state.stats().commands);
+        match parse::parse(line) {
+            Ok(command) => self.dispatch(command).await,
+            Err(ParseError::UnknownVerb) => {
+                self.error(500, "5.5.1", "command not recognized");
+                Flow::Continue
+            }
+            Err(ParseError::Syntax(why)) => {
+                self.error(501, "5.5.4", why);
+                Flow::Continue
+            }
+            Err(ParseError::UnknownParam) => {
+                reply::push(&mut self.out, 555, "5.5.4", "parameter not recognized");
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Appends a 500/501/503 reply and counts it as a command error.
+    pub(super) fn error(&mut self, code: u16, enhanced: &str, text: &str) {
+        Stats::bump(&self.state.stats().command_errors);
+        reply::push(&mut self.out, code, enhanced, text);
+    }
+
+    /// Asks the fault plan about `stage` and carries out what does not end in storing:
+    /// `None` means "carry on normally" (no fault, or a delay that has passed);
+    /// `Some(flow)` means the command is not executed and the flow says what comes next.
+    pub(super) async fn fault(&mut self, stage: Stage, ctx: FaultContext<'_>) -> Option<Flow> {
+        let action = self
+            .state
+            .faults()
+            .decide(&mut self.faults, stage, &ctx)?
+            .action;
+        self.apply(action).await
+    }
+
+    pub(super) async fn apply(&mut self, action: Action) -> Option<Flow> {
+        tracing::debug!(connection = self.connection, ?action, "fault");
+        match action {
+            Action::Close | Action::AcceptClose => Some(Flow::Close),
+            Action::Reset => Some(Flow::Reset),
+            Action::Reply421 => {
+                reply::push_static(
+                    &mut self.out,
+                    b"421 4.3.0 service not available, closing connection\r\n",
+                );
+                Some(Flow::Close)
+            }
+            Action::Reply(code) => {
+                reply::push_fault(&mut self.out, code);
+                Some(Flow::Continue)
+            }
+            Action::Delay(duration) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(duration) => {}
+                    _ = self.shutdown.cancelled() => {}
+                }
+                None
+            }
+            Action::Hang => Some(Flow::Hang),
+        }
+    }
+
+    /// The final dot was seen: refuse an oversized message, else ask the `data-end` stage,
+    /// then store and answer 250 (or carry out the fault).
+    async fn finish_data(&mut self, receiver: DataReceiver) -> Flow {
+        let Some(tx) = self.tx.take() else {
+            return Flow::Continue;
+        };
+        if receiver.too_big() {
+            // RFC 1870 6.1 / RFC 5321 4.5.3.1.10: read it all, then refuse.
+            reply::push_static(
+                &mut self.out,
+                b"552 5.3.4 message exceeds fixed maximum message size\r\n",
+            );
+            return Flow::Continue;
+        }
+        let decision = {
+            let to: Vec<&str> = tx.recipients.iter().map(String::as_str).collect();
+            let ctx = FaultContext {
+                from: Some(&tx.from),
+                to: &to,
+            };
+            self.state
+                .faults()
+                .decide(&mut self.faults, Stage::DataEnd, &ctx)
+        };
+        match decision.map(|d| d.action) {
+            Some(Action::AcceptClose) => {
+                self.store(tx, receiver);
+                Flow::Close
+            }
+            Some(action) => match self.apply(action).await {
+                Some(flow) => flow,
+                None => {
+                    let id = self.store(tx, receiver);
+                    reply::push(&mut self.out, 250, "2.0.0", &format!("Ok: queued as {id}"));
+                    Flow::Continue
+                }
+            },
+            None => {
+                let id = self.store(tx, receiver);
+                reply::push(&mut self.out, 250, "2.0.0", &format!("Ok: queued as {id}"));
+                Flow::Continue
+            }
+        }
+    }
+
+    fn store(&mut self, tx: Transaction, receiver: DataReceiver) -> u64 {
+        let data = Bytes::from(receiver.into_body());
+        let stats = self.state.stats();
+        Stats::bump(&stats.messages);
+        stats
+            .bytes
+            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.state.store().insert(NewMessage {
+            from: tx.from,
+            recipients: tx.recipients,
+            data,
+            received: SystemTime::now(),
+            tls: self.tls,
+            auth_user: self.auth_user.clone(),
+            connection: self.connection,
+        })
+    }
+}
