@@ -1,0 +1,245 @@
+//! `/api/v1/messages...` and `/api/v1/wait`: the mailbox as JSON, by message (not by
+//! recipient record), oldest first.
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State as AxumState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::{ApiError, Params};
+use crate::State;
+use crate::store::StoredMessage;
+
+/// Default page size of `GET /messages`.
+const DEFAULT_LIMIT: u64 = 100;
+/// Largest page `GET /messages` returns in one response.
+const MAX_LIMIT: u64 = 10_000;
+/// Largest `count` `GET /wait` accepts (it returns that many messages).
+const MAX_WAIT_COUNT: u64 = 10_000;
+/// `GET /wait` without `timeout=`.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// Longest `GET /wait`: a long-poll left open for ever would pin a connection.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// One message in a list.
+#[derive(Debug, Serialize)]
+pub(super) struct Summary {
+    id: u64,
+    from: String,
+    recipients: Vec<String>,
+    subject: Option<String>,
+    message_id: Option<String>,
+    size: usize,
+    /// RFC 3339.
+    received: String,
+    tls: bool,
+    auth_user: Option<String>,
+    connection: u64,
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+impl From<&StoredMessage> for Summary {
+    fn from(m: &StoredMessage) -> Self {
+        Summary {
+            id: m.id,
+            from: m.from.clone(),
+            recipients: m.recipients.clone(),
+            subject: m.subject.clone(),
+            message_id: m.message_id.clone(),
+            size: m.data.len(),
+            received: rfc3339(m.received),
+            tls: m.tls,
+            auth_user: m.auth_user.clone(),
+            connection: m.connection,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    /// Messages in this page.
+    count: usize,
+    offset: u64,
+    limit: u64,
+    messages: Vec<Summary>,
+}
+
+/// `GET /messages?to=&from=&subject=&limit=&offset=`.
+pub(super) async fn list(
+    AxumState(state): AxumState<State>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Json<impl Serialize>, ApiError> {
+    let params = Params::parse(&uri)?;
+    let limit = params.number("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = params.number("offset", 0, usize::MAX as u64)?;
+    let found = state.store().messages(
+        &params.filter(),
+        usize::try_from(offset).unwrap_or(usize::MAX),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    );
+    let messages: Vec<Summary> = found.iter().map(|m| Summary::from(&**m)).collect();
+    Ok(Json(Page {
+        count: messages.len(),
+        offset,
+        limit,
+        messages,
+    }))
+}
+
+fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request(format!("bad message id {text:?}: expected a whole number"))
+    })
+}
+
+fn lookup(state: &State, id: &str) -> Result<std::sync::Arc<StoredMessage>, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .store()
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("no message {id}")))
+}
+
+#[derive(Debug, Serialize)]
+struct HeaderField {
+    name: String,
+    value: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Detail {
+    #[serde(flatten)]
+    summary: Summary,
+    /// Every header in order, values as written (unfolded, not decoded).
+    headers: Vec<HeaderField>,
+    /// The first text part, decoded (transfer encoding and charset).
+    text: Option<String>,
+    /// The first HTML part, decoded, if any.
+    html: Option<String>,
+}
+
+/// `GET /messages/{id}`: the summary plus a full MIME parse.
+pub(super) async fn one(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<Json<impl Serialize>, ApiError> {
+    let message = lookup(&state, &id)?;
+    let parsed = mail_parser::MessageParser::default().parse(&message.data[..]);
+    let (headers, text, html) = match &parsed {
+        Some(p) => (
+            p.headers_raw()
+                .map(|(name, value)| HeaderField {
+                    name: name.to_owned(),
+                    value: unfold(value),
+                })
+                .collect(),
+            p.body_text(0).map(|t| t.into_owned()),
+            // Only a real text/html part: mail-parser would render a text part as HTML.
+            p.html_part(0)
+                .filter(|part| part.is_text_html())
+                .and_then(|_| p.body_html(0))
+                .map(|t| t.into_owned()),
+        ),
+        None => (Vec::new(), None, None),
+    };
+    Ok(Json(Detail {
+        summary: Summary::from(&*message),
+        headers,
+        text,
+        html,
+    }))
+}
+
+/// A raw header value on one line, without the leading space.
+fn unfold(raw: &str) -> String {
+    raw.split(['\r', '\n'])
+        .filter(|piece| !piece.is_empty())
+        .collect::<Vec<_>>()
+        .join("")
+        .trim()
+        .to_owned()
+}
+
+/// `GET /messages/{id}/raw`: the message bytes as received.
+pub(super) async fn raw(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let message = lookup(&state, &id)?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "message/rfc822")],
+        message.data.clone(),
+    )
+        .into_response())
+}
+
+/// `DELETE /messages`: empties the mailbox.
+pub(super) async fn delete_all(AxumState(state): AxumState<State>) -> Json<serde_json::Value> {
+    let deleted = state.store().len();
+    state.store().clear();
+    Json(serde_json::json!({ "deleted": deleted }))
+}
+
+/// `GET /wait?to=&from=&subject=&count=N&timeout=DURATION`.
+pub(super) async fn wait(
+    AxumState(state): AxumState<State>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(&uri)?;
+    let count = params.number("count", 1, MAX_WAIT_COUNT)?;
+    if count == 0 {
+        return Err(ApiError::bad_request("count must be at least 1"));
+    }
+    let timeout = match params.get("timeout") {
+        None => DEFAULT_WAIT,
+        Some(text) => parse_timeout(text)?,
+    };
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    match state.store().wait(&params.filter(), count, timeout).await {
+        Ok(found) => {
+            let messages: Vec<Summary> = found.iter().map(|m| Summary::from(&**m)).collect();
+            Ok(
+                Json(serde_json::json!({ "count": messages.len(), "messages": messages }))
+                    .into_response(),
+            )
+        }
+        Err(so_far) => Ok((
+            StatusCode::REQUEST_TIMEOUT,
+            Json(serde_json::json!({
+                "error": format!(
+                    "timed out after {}: {so_far} of {count} messages matched",
+                    humantime::format_duration(timeout)
+                ),
+                "count": so_far,
+                "expected": count,
+            })),
+        )
+            .into_response()),
+    }
+}
+
+/// A humantime duration (`2s`, `500ms`), or a bare number of seconds; at most [`MAX_WAIT`].
+fn parse_timeout(text: &str) -> Result<Duration, ApiError> {
+    let timeout = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            ApiError::bad_request(format!(
+                "bad timeout {text:?}: {e} (expected a duration such as 5s or 500ms)"
+            ))
+        })?,
+    };
+    if timeout > MAX_WAIT {
+        return Err(ApiError::bad_request(format!(
+            "timeout {text:?} too long (at most {})",
+            humantime::format_duration(MAX_WAIT)
+        )));
+    }
+    Ok(timeout)
+}
