@@ -1,17 +1,60 @@
 //! mailer: send mail through an SMTP server that may drop the connection, reset it or
 //! answer 421, reconnecting with exponential backoff and resending the same message.
 //!
+//! The API:
+//! ```text
+//! Config { server, port, tls: TlsMode {None|StartTls|Implicit}, root_ca, credentials,
+//!          from, hello_name, reconnect_base, reconnect_max, max_reconnects,
+//!          reconnect_deadline, step_timeout, dry_run }            + Default
+//! Mailer::new(Config, Arc<dyn Clock>) -> Result<Mailer, Error>    (Clone; share across tasks)
+//! Mailer::with_sleeper(Config, Arc<dyn Clock>, Arc<dyn Sleeper>)  (tests: record the backoff)
+//! Mailer::connect(&self).await -> Result<Connection, Error>       (retries within the bound)
+//! Mailer::counters(&self) -> CountersSnapshot
+//! Connection::send_mail(&mut self, to: &[String], subject, body).await -> Result<Sent, Error>
+//! Connection::close(self).await -> Result<(), Error>               (QUIT)
+//! Sent { message_id, attempts }
+//! Error::{BadAddress{address, code, message}, InvalidAddress, NonAsciiAddress,
+//!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, GaveUp,
+//!         Timeout, Message}; Error::is_bad_address(), Error::code()
+//! disposition(&lettre::transport::smtp::Error) -> Disposition {Reconnect, BadAddress(code), Fatal}
+//! retry_backoff(i, base, max, 2) -> Duration
+//! Clock (SystemClock, FixedClock), clock_from_env(), parse_fakeclock()
+//! ```
+//!
 //! Map of the crate:
 //! - `config`: [`Config`] (server, TLS, credentials, from, backoff, bounds, step timeout).
-//! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`).
-//! - `disposition`: the pure retry decision over an SMTP error.
-//! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter.
+//! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`), the
+//!   reconnect loop.
+//! - `session`: one SMTP session driven step by step over lettre's low-level connection.
+//! - `disposition`: the pure retry decision over an SMTP error; the bad-address codes.
+//! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter; the [`Sleeper`].
 //! - `message`: building the RFC 5322 message (headers, quoted-printable body).
 //! - `clock`: [`Clock`]: the real clock or `FAKECLOCK`.
 //! - `counters`: attempts by result and cause, reconnects.
-//! - `cli`: flags and set-up shared by the two binaries (OWNER: helper "mailer programs").
+//! - `error`: [`Error`] and [`Step`].
+//! - `cli`, `db`: flags, set-up and the certificate store of the two binaries
+//!   (OWNER: helper "mailer programs").
 //!
-//! OWNER of everything but `cli` and `src/bin/`: helper "mailer library".
+//! OWNER of everything but `cli`, `db` and `src/bin/`: helper "mailer library".
 
 pub mod cli;
 pub mod db;
+
+mod backoff;
+mod clock;
+mod config;
+mod counters;
+mod disposition;
+mod error;
+mod mailer;
+mod message;
+mod session;
+
+pub use backoff::{JITTER, Sleeper, TokioSleeper, backoff_before_jitter, retry_backoff};
+pub use clock::{Clock, ClockError, FixedClock, SystemClock, clock_from_env, parse_fakeclock};
+pub use config::{Config, TlsMode};
+pub use counters::CountersSnapshot;
+pub use disposition::{BAD_ADDRESS_CODES, Cause, Disposition, cause, disposition};
+pub use error::{Error, Step};
+pub use mailer::{Connection, Mailer, Sent};
+pub use message::{new_message_id, parse_from, parse_recipient};

@@ -1,0 +1,116 @@
+//! The library's error: what went wrong, at which SMTP step, in words a log reader can act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::disposition::Cause;
+
+/// One step of an SMTP session, named in errors and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// TCP connect, TLS handshake (implicit mode), greeting and EHLO: one lettre call.
+    Connect,
+    StartTls,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+    /// The message content and the final dot.
+    Message,
+    Rset,
+    Quit,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Connect => "connect",
+            Step::StartTls => "STARTTLS",
+            Step::Auth => "AUTH",
+            Step::Mail => "MAIL FROM",
+            Step::Rcpt => "RCPT TO",
+            Step::Data => "DATA",
+            Step::Message => "end of DATA",
+            Step::Rset => "RSET",
+            Step::Quit => "QUIT",
+        })
+    }
+}
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server refused a recipient with one of the bad-address codes
+    /// ([`BAD_ADDRESS_CODES`](crate::BAD_ADDRESS_CODES)). The connection was RSET and stays usable.
+    #[error("bad address {address}: server replied {code} {message}")]
+    BadAddress {
+        address: String,
+        code: u16,
+        message: String,
+    },
+    /// An address we refuse to send to (or from) before talking to any server.
+    #[error("invalid address {address:?}: {reason}")]
+    InvalidAddress { address: String, reason: String },
+    /// A non-ASCII address: SMTPUTF8 is not used, so it could not be delivered as written.
+    #[error("address {address:?} is not ASCII; internationalised addresses are not supported")]
+    NonAsciiAddress { address: String },
+    /// CR or LF in a header value would let the caller's data add headers.
+    #[error("the {header} contains CR or LF, which could inject headers")]
+    HeaderInjection { header: &'static str },
+    #[error("a message needs at least one recipient")]
+    NoRecipients,
+    #[error("invalid mailer configuration: {0}")]
+    Config(String),
+    #[error("cannot use root CA {path}: {reason}")]
+    RootCa { path: PathBuf, reason: String },
+    /// A reply the mailer does not retry (after RSET when the connection still works).
+    #[error("{step} refused: {code} {message}")]
+    Rejected {
+        step: Step,
+        code: u16,
+        message: String,
+    },
+    /// A failure that is not a reply: TLS, AUTH mechanism, malformed reply...
+    #[error("{step} failed: {source}")]
+    Smtp {
+        step: Step,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    /// The reconnect loop reached its bound (attempts or time) without a working connection.
+    #[error(
+        "gave up after {attempts} reconnect attempts in {elapsed:?} (last failure: {last_cause}: {last})"
+    )]
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last_cause: Cause,
+        last: String,
+    },
+    /// A retryable failure of the first connection in a context that does not retry
+    /// (never returned by `connect`, which retries; kept for completeness of `Display`).
+    #[error("{step} timed out after {after:?}")]
+    Timeout { step: Step, after: Duration },
+    #[error("cannot build the message: {0}")]
+    Message(String),
+}
+
+impl Error {
+    /// True when this recipient can never get this mail: the server refused the address, or
+    /// it was refused before sending (invalid, non-ASCII). Callers mark it and do not retry.
+    pub fn is_bad_address(&self) -> bool {
+        matches!(
+            self,
+            Error::BadAddress { .. } | Error::InvalidAddress { .. } | Error::NonAsciiAddress { .. }
+        )
+    }
+
+    /// The SMTP reply code, when the error came from a reply.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::BadAddress { code, .. } | Error::Rejected { code, .. } => Some(*code),
+            Error::Smtp { source, .. } => source.status().map(u16::from),
+            _ => None,
+        }
+    }
+}

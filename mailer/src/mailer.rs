@@ -1,0 +1,472 @@
+//! [`Mailer`] (shared settings, counters, the reconnect loop) and [`Connection`] (one SMTP
+//! session that survives a flaky server: `send_mail` reconnects and resends on its own).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::backoff::{Sleeper, TokioSleeper, retry_backoff};
+use crate::clock::Clock;
+use crate::config::{Config, TlsMode};
+use crate::counters::{Counters, CountersSnapshot};
+use crate::disposition::{Cause, Disposition};
+use crate::error::Error;
+use crate::message::{self, parse_from};
+use crate::session::{self, Dialer, StepFailure, reply_text};
+
+/// Sends mail; cheap to clone (an `Arc` inside), so tasks can share one and each open its
+/// own [`Connection`]. Counters are shared by all clones.
+#[derive(Clone, Debug)]
+pub struct Mailer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+    from: Mailbox,
+    /// Right-hand side of Message-IDs: the sender's domain, as RFC 5322 3.6.4 suggests.
+    from_domain: String,
+    dialer: Dialer,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message the server accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The `Message-ID` header, angle brackets included; the same on every attempt.
+    pub message_id: String,
+    /// Transactions tried (1 when nothing failed; 0 in dry-run mode).
+    pub attempts: u32,
+}
+
+impl Mailer {
+    /// Checks the configuration (sender address, server, timeouts) and reads the root CA.
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Result<Mailer, Error> {
+        Mailer::with_sleeper(config, clock, Arc::new(TokioSleeper))
+    }
+
+    /// Like [`Mailer::new`], with the reconnect loop sleeping through `sleeper` (tests
+    /// record the schedule this way without waiting for it).
+    pub fn with_sleeper(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+    ) -> Result<Mailer, Error> {
+        if config.from.trim().is_empty() {
+            return Err(Error::Config("`from` is empty".to_owned()));
+        }
+        let from = parse_from(&config.from)?;
+        let from_domain = from.email.domain().to_owned();
+        if !config.dry_run {
+            if config.server.trim().is_empty() {
+                return Err(Error::Config("`server` is empty".to_owned()));
+            }
+            if config.port == 0 {
+                return Err(Error::Config("`port` is 0".to_owned()));
+            }
+        }
+        if config.step_timeout.is_zero() {
+            return Err(Error::Config("`step_timeout` is zero".to_owned()));
+        }
+        if config
+            .hello_name
+            .contains(|c: char| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Config(format!(
+                "`hello_name` {:?} contains whitespace",
+                config.hello_name
+            )));
+        }
+        let tls_parameters = match config.tls {
+            TlsMode::None => None,
+            TlsMode::StartTls | TlsMode::Implicit => Some(tls_parameters(&config)?),
+        };
+        let hello = if config.hello_name.is_empty() {
+            ClientId::default()
+        } else {
+            ClientId::Domain(config.hello_name.clone())
+        };
+        let dialer = Dialer {
+            server: config.server.clone(),
+            port: config.port,
+            tls: config.tls,
+            tls_parameters,
+            hello,
+            credentials: config
+                .credentials
+                .clone()
+                .map(|(user, password)| Credentials::new(user, password)),
+            step_timeout: config.step_timeout,
+        };
+        Ok(Mailer {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                sleeper,
+                from,
+                from_domain,
+                dialer,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Counters of every connection of this mailer (and its clones) so far.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// Opens a session, retrying with backoff while the server is unreachable, closes on
+    /// us, resets or answers 421, within the configured bound. In dry-run mode it opens
+    /// nothing.
+    pub async fn connect(&self) -> Result<Connection, Error> {
+        let smtp = if self.inner.config.dry_run {
+            None
+        } else {
+            let mut outage = None;
+            Some(self.open(&mut outage).await?)
+        };
+        Ok(Connection {
+            mailer: self.clone(),
+            smtp,
+            gave_up: false,
+        })
+    }
+
+    /// Opens a session; while the failures are of the reconnect kind, sleeps
+    /// `retry_backoff(i)` before reconnect attempt i of this outage, until the bound.
+    async fn open(&self, outage: &mut Option<Outage>) -> Result<AsyncSmtpConnection, Error> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        loop {
+            if let Some(outage) = outage.as_mut() {
+                let delay = outage.next_delay(config)?;
+                if !delay.is_zero() {
+                    info!(
+                        attempt = outage.attempts + 1,
+                        ?delay,
+                        "sleeping before reconnecting to {}:{}",
+                        config.server,
+                        config.port
+                    );
+                    inner.sleeper.sleep(delay).await;
+                }
+                outage.attempts += 1;
+                inner.counters.reconnect_attempt();
+            }
+            match inner.dialer.open().await {
+                Ok(conn) => {
+                    if outage.is_some() {
+                        inner.counters.reconnected();
+                        info!("reconnected to {}:{}", config.server, config.port);
+                    }
+                    return Ok(conn);
+                }
+                Err(failure) => {
+                    let cause = failure.cause();
+                    inner.counters.connect_failed(cause);
+                    if failure.disposition() != Disposition::Reconnect {
+                        return Err(failure.into_error());
+                    }
+                    warn!(%cause, "cannot connect: {}", failure.describe());
+                    outage
+                        .get_or_insert_with(Outage::start)
+                        .record(cause, &failure);
+                }
+            }
+        }
+    }
+}
+
+/// One run of failures, from the first until a connection works again.
+#[derive(Debug)]
+struct Outage {
+    started: Instant,
+    /// Reconnect attempts made so far in this outage.
+    attempts: u32,
+    last_cause: Cause,
+    last: String,
+}
+
+impl Outage {
+    fn start() -> Outage {
+        Outage {
+            started: Instant::now(),
+            attempts: 0,
+            last_cause: Cause::Other,
+            last: String::new(),
+        }
+    }
+
+    fn record(&mut self, cause: Cause, failure: &StepFailure) {
+        self.last_cause = cause;
+        self.last = failure.describe();
+    }
+
+    /// The sleep before the next reconnect attempt, or `GaveUp` when the bound is reached.
+    fn next_delay(&self, config: &Config) -> Result<Duration, Error> {
+        let elapsed = self.started.elapsed();
+        let past_deadline = config.reconnect_deadline.is_some_and(|d| elapsed >= d);
+        if self.attempts >= config.max_reconnects || past_deadline {
+            return Err(self.gave_up());
+        }
+        let delay = retry_backoff(
+            self.attempts,
+            config.reconnect_base,
+            config.reconnect_max,
+            2,
+        );
+        // Never sleep past the deadline: one last attempt right at it instead.
+        Ok(match config.reconnect_deadline {
+            Some(deadline) => delay.min(deadline.saturating_sub(elapsed)),
+            None => delay,
+        })
+    }
+
+    fn gave_up(&self) -> Error {
+        Error::GaveUp {
+            attempts: self.attempts,
+            elapsed: self.started.elapsed(),
+            last_cause: self.last_cause,
+            last: self.last.clone(),
+        }
+    }
+}
+
+/// One SMTP session. Not shared: a task owns it and sends one message at a time.
+pub struct Connection {
+    mailer: Mailer,
+    /// `None` in dry-run mode, and after the session died until the next send reconnects.
+    smtp: Option<AsyncSmtpConnection>,
+    /// The last send gave up reconnecting: the next one tries once instead of a whole
+    /// bounded loop again, so a caller working through a list against a dead server
+    /// fails fast (and recovers as soon as the server is back).
+    gave_up: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("open", &self.smtp.is_some())
+            .field("gave_up", &self.gave_up)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Sends one message to `to` (all in one transaction, all in the `To:` header).
+    ///
+    /// When the server closes the connection, resets it, the pipe breaks, a step times out
+    /// or it answers 421, reconnects with backoff and sends the same message (same
+    /// Message-ID) again. If the server had stored the message but its reply was lost, the
+    /// recipient gets it twice, told apart by the Message-ID: at-least-once delivery.
+    ///
+    /// A bad-address reply gives [`Error::BadAddress`] after RSET; any other reply gives
+    /// an error after RSET; the connection stays usable in both cases.
+    pub async fn send_mail(
+        &mut self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+    ) -> Result<Sent, Error> {
+        let inner = Arc::clone(&self.mailer.inner);
+        let message_id = message::new_message_id(&inner.from_domain);
+        let outgoing = message::build(
+            &inner.from,
+            to,
+            subject,
+            body,
+            inner.clock.now(),
+            message_id.clone(),
+        )?;
+        if inner.config.dry_run {
+            inner.counters.dry_run();
+            info!(
+                to = %to.join(", "),
+                subject,
+                message_id,
+                "dry run: not sending\n{body}"
+            );
+            return Ok(Sent {
+                message_id,
+                attempts: 0,
+            });
+        }
+        let timeout = inner.config.step_timeout;
+        let mut outage: Option<Outage> = None;
+        let mut attempts = 0;
+        loop {
+            let smtp = match self.smtp.as_mut() {
+                Some(smtp) => smtp,
+                None => {
+                    let opened = if self.gave_up {
+                        self.mailer.open_once_after_giving_up().await
+                    } else {
+                        self.mailer.open(&mut outage).await
+                    };
+                    match opened {
+                        Ok(smtp) => {
+                            self.gave_up = false;
+                            self.smtp.insert(smtp)
+                        }
+                        Err(e) => {
+                            self.gave_up = matches!(e, Error::GaveUp { .. });
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            attempts += 1;
+            let failure = match session::transact(smtp, &outgoing, timeout).await {
+                Ok(()) => {
+                    inner.counters.sent();
+                    debug!(message_id, attempts, "sent");
+                    return Ok(Sent {
+                        message_id,
+                        attempts,
+                    });
+                }
+                Err(failure) => failure,
+            };
+            let cause = failure.cause();
+            match failure.disposition() {
+                Disposition::Reconnect => {
+                    inner.counters.failed(cause);
+                    warn!(%cause, message_id, "will reconnect and resend: {}", failure.describe());
+                    self.smtp = None;
+                    outage
+                        .get_or_insert_with(Outage::start)
+                        .record(cause, &failure);
+                }
+                Disposition::BadAddress(code) => {
+                    inner.counters.bad_address();
+                    let address = match failure.recipient {
+                        Some(i) => outgoing.to[i].0.clone(),
+                        None => to.join(", "),
+                    };
+                    let message = match &failure.kind {
+                        session::FailureKind::Smtp(e) => reply_text(e),
+                        _ => String::new(),
+                    };
+                    self.reset().await;
+                    return Err(Error::BadAddress {
+                        address,
+                        code,
+                        message,
+                    });
+                }
+                Disposition::Fatal => {
+                    inner.counters.failed(cause);
+                    if failure.session_in_step() {
+                        self.reset().await;
+                    } else {
+                        self.smtp = None;
+                    }
+                    return Err(failure.into_error());
+                }
+            }
+        }
+    }
+
+    /// RSET; a session that cannot even do that is dropped (the next send reconnects).
+    async fn reset(&mut self) {
+        let timeout = self.mailer.inner.config.step_timeout;
+        if let Some(smtp) = self.smtp.as_mut()
+            && let Err(failure) = session::rset(smtp, timeout).await
+        {
+            debug!(
+                "RSET failed, dropping the connection: {}",
+                failure.describe()
+            );
+            self.smtp = None;
+        }
+    }
+
+    /// True while a session is open (always false in dry-run mode).
+    pub fn is_open(&self) -> bool {
+        self.smtp.is_some()
+    }
+
+    /// Ends the session with QUIT. A session that had already died ends quietly.
+    pub async fn close(mut self) -> Result<(), Error> {
+        let timeout = self.mailer.inner.config.step_timeout;
+        match self.smtp.as_mut() {
+            Some(smtp) => session::quit(smtp, timeout)
+                .await
+                .map_err(StepFailure::into_error),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Mailer {
+    /// One connection attempt without the backoff loop (see `Connection::gave_up`).
+    async fn open_once_after_giving_up(&self) -> Result<AsyncSmtpConnection, Error> {
+        let inner = &self.inner;
+        inner.counters.reconnect_attempt();
+        match inner.dialer.open().await {
+            Ok(conn) => {
+                inner.counters.reconnected();
+                Ok(conn)
+            }
+            Err(failure) => {
+                let cause = failure.cause();
+                inner.counters.connect_failed(cause);
+                if failure.disposition() != Disposition::Reconnect {
+                    return Err(failure.into_error());
+                }
+                Err(Error::GaveUp {
+                    attempts: 1,
+                    elapsed: Duration::ZERO,
+                    last_cause: cause,
+                    last: failure.describe(),
+                })
+            }
+        }
+    }
+}
+
+/// TLS parameters for the configured server name, with the extra root CA if any.
+fn tls_parameters(config: &Config) -> Result<TlsParameters, Error> {
+    let mut builder = TlsParameters::builder(config.server.clone());
+    if let Some(path) = &config.root_ca {
+        let root_ca_error = |reason: String| Error::RootCa {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| root_ca_error(e.to_string()))?;
+        let count = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| root_ca_error(format!("not PEM: {e}")))?
+            .len();
+        if count == 0 {
+            return Err(root_ca_error("no CERTIFICATE block in the file".to_owned()));
+        }
+        let certificate = Certificate::from_pem(&pem).map_err(|e| root_ca_error(e.to_string()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| Error::Config(format!("TLS setup: {e}")))
+}

@@ -1,0 +1,254 @@
+//! Building one RFC 5322 message: checked addresses, headers free of CR/LF, the `Date:` from
+//! our [`Clock`](crate::Clock) (lettre's builder would stamp the real time), a random
+//! Message-ID kept across resends, and a quoted-printable UTF-8 text body.
+
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use lettre::Address;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, Message, SinglePart};
+use rand::RngExt;
+
+use crate::Error;
+
+/// A message ready to send: envelope and bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub(crate) from: Address,
+    /// The recipients as the caller wrote them (for error messages) and parsed.
+    pub(crate) to: Vec<(String, Address)>,
+    pub(crate) data: Vec<u8>,
+}
+
+/// Parses the sender: `"Name <addr@example.com>"` or `"addr@example.com"`, ASCII address.
+pub fn parse_from(from: &str) -> Result<Mailbox, Error> {
+    if from.contains(['\r', '\n']) {
+        return Err(Error::HeaderInjection { header: "From" });
+    }
+    let mailbox = Mailbox::from_str(from.trim()).map_err(|e| Error::InvalidAddress {
+        address: from.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if !AsRef::<str>::as_ref(&mailbox.email).is_ascii() {
+        return Err(Error::NonAsciiAddress {
+            address: mailbox.email.to_string(),
+        });
+    }
+    Ok(mailbox)
+}
+
+/// Parses one recipient: a bare ASCII address (`addr@example.com`), no display name.
+pub fn parse_recipient(to: &str) -> Result<Address, Error> {
+    if !to.is_ascii() {
+        return Err(Error::NonAsciiAddress {
+            address: to.to_owned(),
+        });
+    }
+    // Checked before lettre's parser so the reason is plain; also keeps CR/LF out of
+    // RCPT TO and the To header.
+    if to
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'<' || b == b'>')
+    {
+        return Err(Error::InvalidAddress {
+            address: to.to_owned(),
+            reason: "an address may not contain spaces, control characters or angle brackets"
+                .to_owned(),
+        });
+    }
+    Address::from_str(to).map_err(|e| Error::InvalidAddress {
+        address: to.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A fresh `<random@domain>` Message-ID (128 random bits, hex).
+pub fn new_message_id(domain: &str) -> String {
+    let random: u128 = rand::rng().random();
+    format!("<{random:032x}@{domain}>")
+}
+
+/// Checks a header value supplied by the caller.
+fn check_header(header: &'static str, value: &str) -> Result<(), Error> {
+    if value.contains(['\r', '\n']) {
+        return Err(Error::HeaderInjection { header });
+    }
+    Ok(())
+}
+
+/// Builds the message. Every caller input is checked first, so nothing malformed reaches
+/// lettre's builder (whose `body` panics on an impossible encoding, which QP never is).
+pub(crate) fn build(
+    from: &Mailbox,
+    to: &[String],
+    subject: &str,
+    body: &str,
+    date: SystemTime,
+    message_id: String,
+) -> Result<Outgoing, Error> {
+    if to.is_empty() {
+        return Err(Error::NoRecipients);
+    }
+    check_header("Subject", subject)?;
+    let to: Vec<(String, Address)> = to
+        .iter()
+        .map(|raw| parse_recipient(raw).map(|addr| (raw.clone(), addr)))
+        .collect::<Result<_, _>>()?;
+
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .subject(subject)
+        .date(date)
+        .message_id(Some(message_id));
+    for (_, addr) in &to {
+        builder = builder.to(Mailbox::new(None, addr.clone()));
+    }
+    let content_type = ContentType::parse("text/plain; charset=UTF-8")
+        .map_err(|e| Error::Message(e.to_string()))?;
+    let body = Body::new_with_encoding(body.to_owned(), ContentTransferEncoding::QuotedPrintable)
+        .map_err(|_| {
+        Error::Message("the body cannot be quoted-printable encoded".to_owned())
+    })?;
+    let part = SinglePart::builder().header(content_type).body(body);
+    let message = builder
+        .singlepart(part)
+        .map_err(|e| Error::Message(e.to_string()))?;
+    Ok(Outgoing {
+        from: from.email.clone(),
+        to,
+        data: message.formatted(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn from() -> Mailbox {
+        parse_from("Expiry Bot <bot@example.com>").unwrap()
+    }
+
+    fn text(out: &Outgoing) -> String {
+        String::from_utf8(out.data.clone()).unwrap()
+    }
+
+    fn build_simple(subject: &str, body: &str) -> Result<Outgoing, Error> {
+        build(
+            &from(),
+            &["a@example.com".to_owned(), "b@example.org".to_owned()],
+            subject,
+            body,
+            UNIX_EPOCH + Duration::from_secs(1_136_214_245),
+            "<abc@example.com>".to_owned(),
+        )
+    }
+
+    #[test]
+    fn headers_and_body_are_as_promised() {
+        let out = build_simple("Your certificate expires", "Renew soon: café ✓\n= done\n").unwrap();
+        let text = text(&out);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        for needle in [
+            "From: \"Expiry Bot\" <bot@example.com>",
+            "To: a@example.com, b@example.org",
+            "Subject: Your certificate expires",
+            "Date: Mon, 02 Jan 2006 15:04:05 +0000",
+            "Message-ID: <abc@example.com>",
+            "MIME-Version: 1.0",
+            "Content-Transfer-Encoding: quoted-printable",
+        ] {
+            assert!(head.contains(needle), "missing {needle:?} in\n{head}");
+        }
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; charset=utf-8"),
+            "{head}"
+        );
+        assert!(body.contains("caf=C3=A9 =E2=9C=93"), "{body}");
+        assert!(body.contains("=3D done"), "{body}");
+        assert!(text.is_ascii(), "QP and RFC 2047 keep the message 7-bit");
+        assert_eq!(out.from.to_string(), "bot@example.com");
+        assert_eq!(out.to.len(), 2);
+    }
+
+    #[test]
+    fn non_ascii_subject_is_encoded_not_refused() {
+        let out = build_simple("Zertifikat läuft ab", "x").unwrap();
+        let text = text(&out);
+        assert!(text.contains("Subject: =?utf-8?"), "{text}");
+    }
+
+    #[test]
+    fn cr_or_lf_never_reaches_a_header() {
+        for subject in ["hi\r\nBcc: victim@example.com", "hi\nX: y", "hi\rX: y"] {
+            let err = build_simple(subject, "body").unwrap_err();
+            assert!(
+                matches!(err, Error::HeaderInjection { header: "Subject" }),
+                "{err}"
+            );
+        }
+        let err = parse_from("bot@example.com\r\nBcc: victim@example.com").unwrap_err();
+        assert!(
+            matches!(err, Error::HeaderInjection { header: "From" }),
+            "{err}"
+        );
+        let err = build(
+            &from(),
+            &["a@example.com\r\nBcc: victim@example.com".to_owned()],
+            "s",
+            "b",
+            UNIX_EPOCH,
+            "<x@y>".to_owned(),
+        )
+        .unwrap_err();
+        assert!(err.is_bad_address(), "{err}");
+        // A newline in the body is just a line break.
+        assert!(build_simple("s", "line 1\r\nBcc: nobody\r\n").is_ok());
+    }
+
+    #[test]
+    fn non_ascii_addresses_are_refused_clearly() {
+        let err = parse_recipient("josé@example.com").unwrap_err();
+        assert!(matches!(err, Error::NonAsciiAddress { .. }), "{err}");
+        assert!(err.to_string().contains("josé@example.com"), "{err}");
+        assert!(err.is_bad_address());
+        let err = parse_recipient("user@exämple.com").unwrap_err();
+        assert!(matches!(err, Error::NonAsciiAddress { .. }), "{err}");
+        let err = parse_from("Bot <böt@example.com>").unwrap_err();
+        assert!(matches!(err, Error::NonAsciiAddress { .. }), "{err}");
+        // A non-ASCII display name is fine: it is encoded.
+        assert!(parse_from("Bötchen <bot@example.com>").is_ok());
+    }
+
+    #[test]
+    fn malformed_addresses_are_refused() {
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@",
+            "@b",
+            "a b@example.com",
+            "<a@example.com>",
+        ] {
+            let err = parse_recipient(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidAddress { .. }), "{bad}: {err}");
+        }
+        assert!(matches!(
+            parse_from("not an address"),
+            Err(Error::InvalidAddress { .. })
+        ));
+        let err = build(&from(), &[], "s", "b", UNIX_EPOCH, "<x@y>".to_owned()).unwrap_err();
+        assert!(matches!(err, Error::NoRecipients));
+    }
+
+    #[test]
+    fn message_ids_are_random_and_in_the_from_domain() {
+        let a = new_message_id("example.com");
+        let b = new_message_id("example.com");
+        assert_ne!(a, b);
+        assert!(a.starts_with('<') && a.ends_with("@example.com>"), "{a}");
+        assert_eq!(a.len(), 1 + 32 + "@example.com>".len());
+    }
+}
