@@ -1,1 +1,245 @@
 //! Trigger semantics with fixed seeds.
+
+use super::*;
+
+fn engine(rules: &[&str], seed: u64) -> FaultEngine {
+    let rules = rules.iter().map(|r| r.parse().unwrap()).collect();
+    FaultEngine::new(rules, seed)
+}
+
+/// Reaches `stage` `times` times on one connection; returns which reaches fired (1-based).
+fn fired_at(e: &FaultEngine, stage: Stage, times: u64, ctx: &FaultContext<'_>) -> Vec<u64> {
+    let mut conn = e.connection(1);
+    (1..=times)
+        .filter(|_| e.decide(&mut conn, stage, ctx).is_some())
+        .collect()
+}
+
+const NONE: FaultContext<'static> = FaultContext {
+    from: None,
+    to: &[],
+};
+
+#[test]
+fn no_rules_never_fires_but_counts_reaches() {
+    let e = engine(&[], 1);
+    assert!(fired_at(&e, Stage::Mail, 5, &NONE).is_empty());
+    assert_eq!(e.reached(Stage::Mail), 5);
+    assert_eq!(e.reached(Stage::Rcpt), 0);
+    assert!(e.events().is_empty());
+}
+
+#[test]
+fn first_every_after_times() {
+    let e = engine(&["mail:close:first=2"], 1);
+    assert_eq!(fired_at(&e, Stage::Mail, 6, &NONE), [1, 2]);
+    let e = engine(&["mail:close:every=3"], 1);
+    assert_eq!(fired_at(&e, Stage::Mail, 9, &NONE), [3, 6, 9]);
+    let e = engine(&["mail:close:after=4"], 1);
+    assert_eq!(fired_at(&e, Stage::Mail, 6, &NONE), [5, 6]);
+    let e = engine(&["mail:close:times=2"], 1);
+    assert_eq!(fired_at(&e, Stage::Mail, 6, &NONE), [1, 2]);
+    // Combined: every second reach after the third, twice at most.
+    let e = engine(&["mail:close:every=2:after=3:times=2"], 1);
+    assert_eq!(fired_at(&e, Stage::Mail, 12, &NONE), [4, 6]);
+}
+
+#[test]
+fn rules_apply_only_to_their_stage() {
+    let e = engine(&["rcpt:reply=550"], 1);
+    assert!(fired_at(&e, Stage::Mail, 3, &NONE).is_empty());
+    assert_eq!(fired_at(&e, Stage::Rcpt, 2, &NONE), [1, 2]);
+}
+
+#[test]
+fn first_matching_rule_decides_and_is_recorded() {
+    let e = engine(
+        &["mail:421:first=1", "mail:reply=451:first=2", "rcpt:close"],
+        7,
+    );
+    let mut conn = e.connection(3);
+    let d1 = e.decide(&mut conn, Stage::Mail, &NONE).unwrap();
+    assert_eq!((d1.rule_index, d1.action.clone()), (0, Action::Reply421));
+    let d2 = e.decide(&mut conn, Stage::Mail, &NONE).unwrap();
+    assert_eq!((d2.rule_index, d2.action.clone()), (1, Action::Reply(451)));
+    assert_eq!(e.decide(&mut conn, Stage::Mail, &NONE), None);
+
+    let page = e.events().since(0);
+    assert_eq!(page.events.len(), 2);
+    let ev = &page.events[1];
+    assert_eq!(ev.seq, d2.event_seq);
+    assert_eq!(ev.connection, 3);
+    assert_eq!(ev.stage, "mail");
+    assert_eq!(ev.rule_index, 1);
+    assert_eq!(ev.rule, "mail:reply=451:first=2");
+    assert_eq!(ev.action, "reply=451");
+    assert!(!ev.stored);
+    assert!(
+        ev.time.ends_with('Z') && ev.time.contains('T'),
+        "{}",
+        ev.time
+    );
+    assert_eq!(e.injected(Stage::Mail, Action::Reply421.kind_index()), 1);
+    assert_eq!(e.injected(Stage::Mail, Action::Reply(451).kind_index()), 1);
+}
+
+#[test]
+fn accept_close_event_is_marked_stored() {
+    let e = engine(&["data-end:accept-close"], 1);
+    let mut conn = e.connection(1);
+    e.decide(&mut conn, Stage::DataEnd, &NONE).unwrap();
+    assert!(e.events().since(0).events[0].stored);
+}
+
+#[test]
+fn from_and_to_match_ignoring_case() {
+    let e = engine(
+        &[
+            "rcpt:reply=550:to=bad@example.com",
+            "mail:close:from=evil@x",
+        ],
+        1,
+    );
+    let mut conn = e.connection(1);
+    let good = FaultContext {
+        from: Some("a@x"),
+        to: &["good@example.com"],
+    };
+    let bad = FaultContext {
+        from: Some("a@x"),
+        to: &["BAD@example.com"],
+    };
+    let evil = FaultContext {
+        from: Some("Evil@X"),
+        to: &[],
+    };
+    assert_eq!(e.decide(&mut conn, Stage::Rcpt, &good), None);
+    assert!(e.decide(&mut conn, Stage::Rcpt, &bad).is_some());
+    assert_eq!(e.decide(&mut conn, Stage::Mail, &good), None);
+    assert_eq!(e.decide(&mut conn, Stage::Mail, &NONE), None);
+    assert!(e.decide(&mut conn, Stage::Mail, &evil).is_some());
+    // Later stages see every recipient: any one matching fires.
+    let e = engine(&["data:421:to=bad@example.com"], 1);
+    let mut conn = e.connection(1);
+    let many = FaultContext {
+        from: Some(""),
+        to: &["a@x", "bad@example.com"],
+    };
+    assert!(e.decide(&mut conn, Stage::Data, &many).is_some());
+}
+
+/// Which of `n` reaches on connection `id` fire, for a 50% rule.
+fn coin_flips(seed: u64, id: u64, n: usize) -> Vec<bool> {
+    let e = engine(&["mail:close:50%"], seed);
+    let mut conn = e.connection(id);
+    (0..n)
+        .map(|_| e.decide(&mut conn, Stage::Mail, &NONE).is_some())
+        .collect()
+}
+
+#[test]
+fn chance_is_reproducible_from_the_seed() {
+    let a = coin_flips(42, 1, 64);
+    assert_eq!(a, coin_flips(42, 1, 64), "same seed, same sequence");
+    assert_ne!(a, coin_flips(43, 1, 64), "another seed, another sequence");
+    assert_ne!(
+        a,
+        coin_flips(42, 2, 64),
+        "another connection, another sequence"
+    );
+    let fired = a.iter().filter(|&&f| f).count();
+    assert!((10..=54).contains(&fired), "50% of 64 fired {fired} times");
+}
+
+#[test]
+fn chance_does_not_depend_on_interleaving() {
+    // Connection 1 then 2, or interleaved: each connection sees the same rolls.
+    let e = engine(&["mail:close:50%"], 9);
+    let (mut c1, mut c2) = (e.connection(1), e.connection(2));
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    for _ in 0..32 {
+        two.push(e.decide(&mut c2, Stage::Mail, &NONE).is_some());
+        one.push(e.decide(&mut c1, Stage::Mail, &NONE).is_some());
+    }
+    assert_eq!(one, coin_flips(9, 1, 32));
+    assert_eq!(two, coin_flips(9, 2, 32));
+}
+
+#[test]
+fn chance_is_rolled_only_when_the_other_conditions_hold() {
+    // A to= rule that never matches must not consume rolls of the connection's RNG.
+    let e = engine(&["mail:reset:50%:to=nobody@x", "mail:close:50%"], 5);
+    let mut conn = e.connection(1);
+    let flips: Vec<bool> = (0..32)
+        .map(|_| e.decide(&mut conn, Stage::Mail, &NONE).is_some())
+        .collect();
+    assert_eq!(flips, coin_flips(5, 1, 32));
+}
+
+#[test]
+fn chance_bounds() {
+    let e = engine(&["mail:close:100%"], 3);
+    assert_eq!(fired_at(&e, Stage::Mail, 20, &NONE).len(), 20);
+    let e = engine(&["mail:close:0%"], 3);
+    assert!(fired_at(&e, Stage::Mail, 20, &NONE).is_empty());
+}
+
+#[test]
+fn replace_and_reset() {
+    let e = engine(&["mail:close:times=1"], 1);
+    assert_eq!(fired_at(&e, Stage::Mail, 3, &NONE), [1]);
+    // Reset: counters and events cleared, the rule can fire again.
+    e.reset();
+    assert_eq!(e.reached(Stage::Mail), 0);
+    assert!(e.events().is_empty());
+    assert_eq!(fired_at(&e, Stage::Mail, 3, &NONE), [1]);
+
+    let snap = e.replace(vec!["rcpt:hang".parse().unwrap()], Some(99));
+    assert_eq!(snap.seed, 99);
+    assert_eq!(e.seed(), 99);
+    assert_eq!(
+        e.snapshot().rules,
+        vec!["rcpt:hang".parse::<FaultRule>().unwrap()]
+    );
+    assert!(fired_at(&e, Stage::Mail, 3, &NONE).is_empty());
+    assert_eq!(fired_at(&e, Stage::Rcpt, 2, &NONE), [1, 2]);
+    // A new seed gives new connections the same rolls as an engine built with it.
+    e.replace(vec!["mail:close:50%".parse().unwrap()], None);
+    assert_eq!(e.seed(), 99);
+    let mut conn = e.connection(4);
+    let flips: Vec<bool> = (0..32)
+        .map(|_| e.decide(&mut conn, Stage::Mail, &NONE).is_some())
+        .collect();
+    assert_eq!(flips, coin_flips(99, 4, 32));
+}
+
+#[test]
+fn open_connections_see_new_rules() {
+    let e = engine(&[], 1);
+    let mut conn = e.connection(1);
+    assert_eq!(e.decide(&mut conn, Stage::Quit, &NONE), None);
+    e.replace(vec!["quit:close".parse().unwrap()], None);
+    assert!(e.decide(&mut conn, Stage::Quit, &NONE).is_some());
+}
+
+#[test]
+fn times_holds_across_threads() {
+    let e = engine(&["mail:close:times=10"], 1);
+    let fired: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let e = e.clone();
+                s.spawn(move || {
+                    let mut conn = e.connection(t + 1);
+                    (0..100)
+                        .filter(|_| e.decide(&mut conn, Stage::Mail, &NONE).is_some())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(fired, 10);
+    assert_eq!(e.reached(Stage::Mail), 400);
+}

@@ -1,1 +1,221 @@
 //! Table tests of the rule syntax: text, Display round-trip, JSON in both forms.
+
+use std::time::Duration;
+
+use super::*;
+
+fn rule(text: &str) -> FaultRule {
+    text.parse()
+        .unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
+}
+
+fn err(text: &str) -> String {
+    match text.parse::<FaultRule>() {
+        Ok(r) => panic!("{text:?} should be refused, parsed as {r:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn good_rules_parse_to_the_right_parts() {
+    let r = rule("mail:close:35%");
+    assert_eq!(r.stage, Stage::Mail);
+    assert_eq!(r.action, Action::Close);
+    assert_eq!(r.trigger.chance, Some(35.0));
+
+    let r = rule("rcpt:reply=550:to=bad@example.com");
+    assert_eq!(r.action, Action::Reply(550));
+    assert_eq!(r.trigger.to.as_deref(), Some("bad@example.com"));
+
+    let r = rule("data-end:accept-close:first=1");
+    assert_eq!(r.stage, Stage::DataEnd);
+    assert_eq!(r.action, Action::AcceptClose);
+    assert_eq!(r.trigger.first, Some(1));
+
+    let r = rule("ehlo:delay=150ms:every=3:after=2:times=4:from=a@b:2.5%");
+    assert_eq!(r.action, Action::Delay(Duration::from_millis(150)));
+    assert_eq!(
+        r.trigger,
+        Trigger {
+            chance: Some(2.5),
+            first: None,
+            every: Some(3),
+            after: Some(2),
+            from: Some("a@b".into()),
+            to: None,
+            times: Some(4),
+        }
+    );
+
+    assert_eq!(rule("connect:421").action, Action::Reply421);
+    assert_eq!(rule("quit:hang").action, Action::Hang);
+    assert_eq!(rule("auth:reset:100%").action, Action::Reset);
+    assert_eq!(
+        rule("data:delay=2s").action,
+        Action::Delay(Duration::from_secs(2))
+    );
+    assert_eq!(rule("mail:close:0%").trigger.chance, Some(0.0));
+    assert_eq!(rule("mail:close").trigger, Trigger::default());
+}
+
+#[test]
+fn bad_rules_name_the_bad_part() {
+    let table: &[(&str, &str)] = &[
+        (
+            "mial:close",
+            r#"unknown stage "mial" (expected one of connect, ehlo, auth, mail, rcpt, data, data-end, quit)"#,
+        ),
+        ("", "empty fault rule"),
+        ("mail", "has no action"),
+        ("mail:explode", r#"unknown action "explode""#),
+        ("mail:reply=250", "reply code 250 out of range"),
+        ("mail:reply=600", "reply code 600 out of range"),
+        ("mail:reply=abc", r#"bad reply code "abc""#),
+        ("mail:reply=99999", r#"bad reply code "99999""#),
+        ("mail:delay=soon", r#"bad delay "soon""#),
+        ("mail:delay=2", r#"bad delay "2""#),
+        ("mail:delay=2h", "too long"),
+        (
+            "mail:accept-close",
+            "accept-close is only valid at stage data-end, not mail",
+        ),
+        ("mail:close:101%", "chance 101 out of range"),
+        ("mail:close:-1%", "chance -1 out of range"),
+        ("mail:close:NaN%", "chance NaN out of range"),
+        ("mail:close:x%", r#"bad chance "x%""#),
+        ("mail:close:every=0", "every=0"),
+        ("mail:close:first=-1", r#"bad trigger first="-1""#),
+        ("mail:close:first=1:first=2", "trigger first given twice"),
+        ("mail:close:sometimes", r#"unknown trigger "sometimes""#),
+        ("mail:close:when=3", r#"unknown trigger "when""#),
+        ("mail:close:to=", "bad to address"),
+        ("mail:close:", r#"unknown trigger """#),
+    ];
+    for (text, want) in table {
+        let got = err(text);
+        assert!(
+            got.contains(want),
+            "{text:?}: error {got:?} should contain {want:?}"
+        );
+    }
+}
+
+#[test]
+fn display_round_trips() {
+    for text in [
+        "mail:close:35%",
+        "mail:close",
+        "rcpt:reply=550:to=bad@example.com",
+        "data-end:accept-close:first=1",
+        "ehlo:delay=150ms:every=3",
+        "connect:421:2.5%:after=10:times=2",
+        "quit:hang:from=a@example.com",
+        "auth:reset:first=1:every=2:after=3:from=x@y:to=z@w:times=4",
+    ] {
+        assert_eq!(rule(text).to_string(), text);
+    }
+    // A canonical order: triggers are written back in a fixed order.
+    assert_eq!(
+        rule("mail:close:times=1:35%").to_string(),
+        "mail:close:35%:times=1"
+    );
+}
+
+#[test]
+fn json_object_form_round_trips() {
+    let r: FaultRule =
+        serde_json::from_str(r#"{"stage":"mail","action":"close","chance":35}"#).unwrap();
+    assert_eq!(r, rule("mail:close:35%"));
+    let r: FaultRule =
+        serde_json::from_str(r#"{"stage":"rcpt","action":{"reply":550},"to":"bad@example.com"}"#)
+            .unwrap();
+    assert_eq!(r, rule("rcpt:reply=550:to=bad@example.com"));
+    let r: FaultRule =
+        serde_json::from_str(r#"{"stage":"ehlo","action":{"delay":"150ms"},"every":3}"#).unwrap();
+    assert_eq!(r, rule("ehlo:delay=150ms:every=3"));
+    let r: FaultRule = serde_json::from_str(r#"{"stage":"connect","action":421}"#).unwrap();
+    assert_eq!(r.action, Action::Reply421);
+    let r: FaultRule = serde_json::from_str(r#"{"stage":"mail","action":"reply=451"}"#).unwrap();
+    assert_eq!(r.action, Action::Reply(451));
+
+    for text in [
+        "mail:close:35%",
+        "rcpt:reply=550:to=bad@example.com",
+        "data-end:accept-close:first=1:times=3",
+        "ehlo:delay=150ms:every=3",
+        "connect:421",
+    ] {
+        let r = rule(text);
+        let json = serde_json::to_string(&r).unwrap();
+        let back: FaultRule = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r, "via {json}");
+    }
+    assert_eq!(
+        serde_json::to_value(rule("rcpt:reply=550:to=bad@example.com")).unwrap(),
+        serde_json::json!({"stage":"rcpt","action":{"reply":550},"to":"bad@example.com"})
+    );
+}
+
+#[test]
+fn json_string_form_is_accepted() {
+    let rules: Vec<FaultRule> =
+        serde_json::from_str(r#"["mail:close:35%", {"stage":"quit","action":"hang"}]"#).unwrap();
+    assert_eq!(rules, vec![rule("mail:close:35%"), rule("quit:hang")]);
+}
+
+#[test]
+fn bad_json_rules_are_refused_with_the_same_messages() {
+    let table: &[(&str, &str)] = &[
+        (r#""mial:close""#, r#"unknown stage "mial""#),
+        (
+            r#"{"stage":"mial","action":"close"}"#,
+            r#"unknown stage "mial""#,
+        ),
+        (
+            r#"{"stage":"mail","action":"accept-close"}"#,
+            "only valid at stage data-end",
+        ),
+        (
+            r#"{"stage":"mail","action":{"reply":250}}"#,
+            "reply code 250 out of range",
+        ),
+        (
+            r#"{"stage":"mail","action":{"reply":70000}}"#,
+            "out of range",
+        ),
+        (
+            r#"{"stage":"mail","action":{"delay":"x"}}"#,
+            r#"bad delay "x""#,
+        ),
+        (
+            r#"{"stage":"mail","action":{"boom":1}}"#,
+            r#"unknown action key "boom""#,
+        ),
+        (r#"{"stage":"mail","action":{}}"#, "empty action object"),
+        (
+            r#"{"stage":"mail","action":550}"#,
+            "a bare number may only be 421",
+        ),
+        (
+            r#"{"stage":"mail","action":"close","chance":150}"#,
+            "chance 150 out of range",
+        ),
+        (
+            r#"{"stage":"mail","action":"close","chanse":15}"#,
+            "unknown field `chanse`",
+        ),
+        (r#"{"stage":"mail"}"#, "missing field `action`"),
+        (r#"{"stage":"mail","action":"close","every":0}"#, "every=0"),
+        ("42", "a fault rule"),
+    ];
+    for (json, want) in table {
+        let got = serde_json::from_str::<FaultRule>(json)
+            .map(|r| panic!("{json} should be refused, got {r:?}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            got.contains(want),
+            "{json}: error {got:?} should contain {want:?}"
+        );
+    }
+}

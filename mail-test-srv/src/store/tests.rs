@@ -1,1 +1,184 @@
 //! Store indexing, eviction and wait notification.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::{Filter, NewMessage, Store};
+
+fn msg(from: &str, to: &[&str], body: &str) -> NewMessage {
+    NewMessage {
+        from: from.into(),
+        recipients: to.iter().map(|s| s.to_string()).collect(),
+        data: Bytes::from(format!(
+            "Subject: {body}\r\nMessage-ID: <{body}@x>\r\n\r\n{body}\r\n"
+        )),
+        received: SystemTime::UNIX_EPOCH,
+        tls: false,
+        auth_user: None,
+        connection: 1,
+    }
+}
+
+fn to(addr: &str) -> Filter {
+    Filter {
+        to: Some(addr.into()),
+        ..Filter::default()
+    }
+}
+
+fn from(addr: &str) -> Filter {
+    Filter {
+        from: Some(addr.into()),
+        ..Filter::default()
+    }
+}
+
+fn ids(found: &[std::sync::Arc<super::StoredMessage>]) -> Vec<u64> {
+    found.iter().map(|m| m.id).collect()
+}
+
+#[test]
+fn ids_start_at_one_and_records_are_per_recipient() {
+    let s = Store::new(100, 1 << 20);
+    assert_eq!(s.insert(msg("a@x", &["b@x", "c@x"], "one")), 1);
+    assert_eq!(s.insert(msg("d@x", &["c@x"], "two")), 2);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s.count_records(&Filter::default()), 3);
+    assert_eq!(s.count_records(&to("c@x")), 2);
+    assert_eq!(s.count_records(&to("b@x")), 1);
+    assert_eq!(
+        s.count_records(&to("C@x")),
+        0,
+        "exact match, like the original"
+    );
+    assert_eq!(s.count_records(&from("a@x")), 2);
+    let both = Filter {
+        to: Some("c@x".into()),
+        from: Some("d@x".into()),
+        subject: None,
+    };
+    assert_eq!(s.count_records(&both), 1);
+
+    let (m, rcpt) = s.nth_record(&Filter::default(), 1).unwrap();
+    assert_eq!((m.id, rcpt.as_str()), (1, "c@x"));
+    let (m, rcpt) = s.nth_record(&to("c@x"), 1).unwrap();
+    assert_eq!((m.id, rcpt.as_str()), (2, "c@x"));
+    let (m, _) = s.nth_record(&both, 0).unwrap();
+    assert_eq!(m.id, 2);
+    assert!(s.nth_record(&both, 1).is_none());
+    assert!(s.nth_record(&to("nobody@x"), 0).is_none());
+}
+
+#[test]
+fn headers_are_scanned_at_insert() {
+    let s = Store::new(10, 1 << 20);
+    let id = s.insert(msg("a@x", &["b@x"], "hello"));
+    let m = s.get(id).unwrap();
+    assert_eq!(m.subject.as_deref(), Some("hello"));
+    assert_eq!(m.message_id.as_deref(), Some("hello@x"));
+    assert!(s.get(id + 1).is_none());
+    assert!(s.get(0).is_none());
+}
+
+#[test]
+fn messages_filter_and_page() {
+    let s = Store::new(100, 1 << 20);
+    for i in 0..10 {
+        let rcpt = if i % 2 == 0 { "even@x" } else { "odd@x" };
+        s.insert(msg("a@x", &[rcpt], &format!("Report {i}")));
+    }
+    // A repeated RCPT: one message, listed once.
+    s.insert(msg("b@x", &["even@x", "even@x"], "twice"));
+    assert_eq!(
+        ids(&s.messages(&Filter::default(), 0, 100)),
+        (1..=11).collect::<Vec<_>>()
+    );
+    assert_eq!(ids(&s.messages(&to("even@x"), 0, 100)), [1, 3, 5, 7, 9, 11]);
+    assert_eq!(ids(&s.messages(&to("even@x"), 2, 2)), [5, 7]);
+    assert_eq!(ids(&s.messages(&from("b@x"), 0, 10)), [11]);
+    let subject = Filter {
+        subject: Some("report 3".into()),
+        ..Filter::default()
+    };
+    assert_eq!(ids(&s.messages(&subject, 0, 10)), [4]);
+    assert!(s.messages(&to("none@x"), 0, 10).is_empty());
+    assert!(s.messages(&Filter::default(), 100, 10).is_empty());
+}
+
+#[test]
+fn evicts_oldest_past_the_message_cap() {
+    let s = Store::new(3, 1 << 20);
+    for i in 1..=5 {
+        s.insert(msg("a@x", &[if i == 1 { "first@x" } else { "b@x" }], "m"));
+    }
+    assert_eq!(s.len(), 3);
+    assert_eq!(s.evictions(), 2);
+    assert_eq!(ids(&s.messages(&Filter::default(), 0, 10)), [3, 4, 5]);
+    assert!(s.get(2).is_none());
+    assert_eq!(s.count_records(&to("first@x")), 0);
+    assert_eq!(s.count_records(&to("b@x")), 3);
+    assert_eq!(s.count_records(&from("a@x")), 3);
+    assert_eq!(s.nth_record(&Filter::default(), 0).unwrap().0.id, 3);
+}
+
+#[test]
+fn evicts_oldest_past_the_byte_cap_but_keeps_the_newest() {
+    let one = msg("a@x", &["b@x"], "m").data.len();
+    let s = Store::new(100, one * 2);
+    for _ in 0..4 {
+        s.insert(msg("a@x", &["b@x", "c@x"], "m"));
+    }
+    assert_eq!(s.len(), 2);
+    assert_eq!(s.bytes(), one * 2);
+    assert_eq!(s.evictions(), 2);
+    assert_eq!(s.count_records(&Filter::default()), 4);
+
+    let tiny = Store::new(100, 1);
+    tiny.insert(msg("a@x", &["b@x"], "m"));
+    let id = tiny.insert(msg("a@x", &["b@x"], "m"));
+    assert_eq!(ids(&tiny.messages(&Filter::default(), 0, 10)), [id]);
+}
+
+#[test]
+fn clear_keeps_ids_growing() {
+    let s = Store::new(100, 1 << 20);
+    s.insert(msg("a@x", &["b@x"], "m"));
+    s.insert(msg("a@x", &["b@x"], "m"));
+    s.clear();
+    assert!(s.is_empty());
+    assert_eq!(s.count_records(&Filter::default()), 0);
+    assert_eq!(s.count_records(&to("b@x")), 0);
+    assert_eq!(s.insert(msg("a@x", &["b@x"], "m")), 3);
+    assert_eq!(s.nth_record(&to("b@x"), 0).unwrap().0.id, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_wakes_on_insert() {
+    let s = Store::new(100, 1 << 20);
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.wait(&to("b@x"), 2, Duration::from_secs(60)).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.insert(msg("a@x", &["b@x"], "m"));
+    s.insert(msg("a@x", &["other@x"], "m"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiter.is_finished(), "only one matching message so far");
+    s.insert(msg("a@x", &["b@x"], "m"));
+    let found = waiter.await.unwrap().unwrap();
+    assert_eq!(ids(&found), [1, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_times_out_with_the_count_so_far() {
+    let s = Store::new(100, 1 << 20);
+    s.insert(msg("a@x", &["b@x"], "m"));
+    let start = tokio::time::Instant::now();
+    let got = s.wait(&to("b@x"), 3, Duration::from_secs(5)).await;
+    assert_eq!(got.unwrap_err(), 1);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    // Already satisfied: returns at once.
+    let got = s.wait(&to("b@x"), 1, Duration::from_secs(5)).await;
+    assert_eq!(ids(&got.unwrap()), [1]);
+}
