@@ -158,14 +158,64 @@ pub struct SmtpArgs {
     #[arg(long, value_name = "FILE")]
     pub smtp_password_file: Option<PathBuf>,
     /// Sender address, optionally with a display name: "Expiry bot <bot@example.com>".
+    /// Required to send (and to dry-run).
     #[arg(long)]
-    pub from: String,
+    pub from: Option<String>,
     /// First reconnect delay after a dropped connection (doubles up to --reconnect-max).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub reconnect_base: Duration,
     /// Longest delay between reconnect attempts.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub reconnect_max: Duration,
+}
+
+impl SmtpArgs {
+    /// The mailer's configuration from these flags. Reads the password file and checks the
+    /// root CA file now, so a bad path is a usage error before the run starts.
+    pub fn mailer_config(&self, dry_run: bool) -> Result<crate::Config, Fatal> {
+        let credentials = match (&self.smtp_user, &self.smtp_password_file) {
+            (Some(user), Some(file)) => Some((user.clone(), read_password_file(file)?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Fatal::usage(anyhow::anyhow!(
+                    "--smtp-user needs --smtp-password-file"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(Fatal::usage(anyhow::anyhow!(
+                    "--smtp-password-file needs --smtp-user"
+                )));
+            }
+        };
+        if let Some(ca) = &self.smtp_root_ca {
+            check_readable(ca, "root CA file")?;
+        }
+        let from = match self.from.as_deref().map(str::trim) {
+            Some(from) if !from.is_empty() => from.to_owned(),
+            _ => return Err(Fatal::usage(anyhow::anyhow!("--from is required"))),
+        };
+        Ok(crate::Config {
+            server: self.smtp_server.clone(),
+            port: self.smtp_port,
+            tls: match self.smtp_tls {
+                TlsArg::None => crate::TlsMode::None,
+                TlsArg::Starttls => crate::TlsMode::StartTls,
+                TlsArg::Implicit => crate::TlsMode::Implicit,
+            },
+            root_ca: self.smtp_root_ca.clone(),
+            credentials,
+            from,
+            reconnect_base: self.reconnect_base,
+            reconnect_max: self.reconnect_max,
+            dry_run,
+            ..crate::Config::default()
+        })
+    }
+}
+
+/// The clock of this run: `FAKECLOCK` when set (a bad value is a usage error), else the system's.
+pub fn clock() -> Result<std::sync::Arc<dyn crate::Clock>, Fatal> {
+    crate::clock_from_env().map_err(Fatal::usage)
 }
 
 /// Reads a password file: the whole file minus its trailing line end.

@@ -1,2 +1,182 @@
-//! placeholder
-fn main() {}
+//! expiration-mailer: reminds account contacts that their certificates expire soon.
+//!
+//! - `args`: the command line.
+//! - `certs`: PEM in, DER out (x509-parser).
+//! - `import`: the `import` subcommand.
+//! - `nag`: the nag windows and what is due in each, grouped per registration.
+//! - `limit`: `--mails-per-address-per-day`.
+//! - `send`: the parallel sending and the recording of each reminder.
+//! - `templates`: subject and body.
+
+mod args;
+mod certs;
+mod import;
+mod limit;
+mod nag;
+mod send;
+mod templates;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use mailer::cli::{self, Fatal, day_of};
+use mailer::db::Store;
+use mailer::{Clock, Mailer};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{Args, Command, RunArgs};
+use crate::limit::Limiter;
+use crate::send::{Sender, send_all};
+use crate::templates::Templates;
+
+const PROGRAM: &str = "expiration-mailer";
+
+fn main() -> ExitCode {
+    let args: Args = cli::parse_args(PROGRAM);
+    cli::init_logging();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Fatal::failure)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    cli::finish(PROGRAM, result)
+}
+
+async fn run(args: Args) -> Result<ExitCode, Fatal> {
+    let clock = cli::clock()?;
+    match &args.command {
+        Some(Command::Import(import)) => {
+            let store = Store::open(&args.db).await?;
+            let result = import::import(&store, import).await;
+            store.close().await;
+            result.map(|()| ExitCode::SUCCESS)
+        }
+        None => run_mailer(&args.db, &args.run, clock).await,
+    }
+}
+
+/// The one-line summary of a run.
+#[derive(Debug, Default)]
+struct Summary {
+    examined: u64,
+    sent: u64,
+    renewed: u64,
+    bad_addresses: u64,
+    failures: u64,
+    deferred: u64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{PROGRAM}: examined={} sent={} renewed={} bad_addresses={} failures={} deferred_by_limit={}",
+            self.examined,
+            self.sent,
+            self.renewed,
+            self.bad_addresses,
+            self.failures,
+            self.deferred
+        )
+    }
+}
+
+async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<ExitCode, Fatal> {
+    // Everything the user typed is checked before the store or the server is touched.
+    let templates = Arc::new(Templates::load(
+        run.subject.as_deref(),
+        run.email_template.as_deref(),
+    )?);
+    let config = run.smtp.mailer_config(run.dry_run)?;
+    let mailer = Arc::new(Mailer::new(config, Arc::clone(&clock)).map_err(Fatal::usage)?);
+    let store = Store::open(db).await?;
+    let windows = nag::nag_windows(&run.nag_times, run.frequency);
+
+    // SIGINT/SIGTERM: finish the message in flight, record it, and stop.
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+
+    let outcome = loop {
+        let result = run_once(&store, &mailer, &clock, &templates, &windows, run, &cancel).await;
+        match result {
+            Ok(summary) if run.dry_run => println!("{summary} (dry run: nothing sent or recorded)"),
+            Ok(summary) => println!("{summary}"),
+            Err(fatal) if run.daemon => {
+                eprintln!(
+                    "{PROGRAM}: error: {:#} (retrying in {:?})",
+                    fatal.error(),
+                    run.frequency
+                );
+            }
+            Err(fatal) => break Err(fatal),
+        }
+        if !run.daemon {
+            break Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(run.frequency) => {}
+        }
+    };
+    store.close().await;
+    outcome
+}
+
+async fn run_once(
+    store: &Store,
+    mailer: &Arc<Mailer>,
+    clock: &Arc<dyn Clock>,
+    templates: &Arc<Templates>,
+    windows: &[std::time::Duration],
+    run: &RunArgs,
+    cancel: &CancellationToken,
+) -> Result<Summary, Fatal> {
+    let now: SystemTime = clock.now();
+    let selection = nag::select(store, now, windows, run.cert_limit).await?;
+    if !run.dry_run {
+        // Renewed certificates and registrations without a usable address never get a
+        // reminder for this window: mark them so they are not examined again.
+        let done: Vec<String> = selection
+            .renewed
+            .iter()
+            .chain(&selection.no_contact)
+            .cloned()
+            .collect();
+        if !done.is_empty() {
+            store
+                .record_reminder(&done, cli::unix_seconds(now), &[], day_of(now))
+                .await?;
+        }
+    }
+    let sender = Sender {
+        store: store.clone(),
+        mailer: Arc::clone(mailer),
+        clock: Arc::clone(clock),
+        templates: Arc::clone(templates),
+        limiter: Limiter::new(run.mails_per_address_per_day, day_of(now)),
+        dry_run: run.dry_run,
+        cancel: cancel.clone(),
+    };
+    let tally = send_all(sender, selection.reminders, run.parallel_sends).await?;
+    Ok(Summary {
+        examined: selection.examined,
+        sent: tally.sent,
+        renewed: selection.renewed.len() as u64,
+        bad_addresses: tally.bad_addresses + selection.no_contact_registrations,
+        failures: tally.failures,
+        deferred: tally.deferred,
+    })
+}
+
+async fn cancel_on_signal(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    cancel.cancel();
+}
