@@ -161,7 +161,7 @@ impl Mailer {
         let config = &inner.config;
         loop {
             if let Some(outage) = outage.as_mut() {
-                let delay = outage.next_delay(config)?;
+                let delay = outage.next_delay(config, inner.sleeper.now())?;
                 if !delay.is_zero() {
                     info!(
                         attempt = outage.attempts + 1,
@@ -191,7 +191,7 @@ impl Mailer {
                     }
                     warn!(%cause, "cannot connect: {}", failure.describe());
                     outage
-                        .get_or_insert_with(Outage::start)
+                        .get_or_insert_with(|| Outage::start(inner.sleeper.now()))
                         .record(cause, &failure);
                 }
             }
@@ -210,9 +210,9 @@ struct Outage {
 }
 
 impl Outage {
-    fn start() -> Outage {
+    fn start(now: Instant) -> Outage {
         Outage {
-            started: Instant::now(),
+            started: now,
             attempts: 0,
             last_cause: Cause::Other,
             last: String::new(),
@@ -225,11 +225,11 @@ impl Outage {
     }
 
     /// The sleep before the next reconnect attempt, or `GaveUp` when the bound is reached.
-    fn next_delay(&self, config: &Config) -> Result<Duration, Error> {
-        let elapsed = self.started.elapsed();
+    fn next_delay(&self, config: &Config, now: Instant) -> Result<Duration, Error> {
+        let elapsed = now.saturating_duration_since(self.started);
         let past_deadline = config.reconnect_deadline.is_some_and(|d| elapsed >= d);
         if self.attempts >= config.max_reconnects || past_deadline {
-            return Err(self.gave_up());
+            return Err(self.gave_up(elapsed));
         }
         let delay = retry_backoff(
             self.attempts,
@@ -244,10 +244,10 @@ impl Outage {
         })
     }
 
-    fn gave_up(&self) -> Error {
+    fn gave_up(&self, elapsed: Duration) -> Error {
         Error::GaveUp {
             attempts: self.attempts,
-            elapsed: self.started.elapsed(),
+            elapsed,
             last_cause: self.last_cause,
             last: self.last.clone(),
         }
@@ -356,7 +356,7 @@ impl Connection {
                     warn!(%cause, message_id, "will reconnect and resend: {}", failure.describe());
                     self.smtp = None;
                     outage
-                        .get_or_insert_with(Outage::start)
+                        .get_or_insert_with(|| Outage::start(inner.sleeper.now()))
                         .record(cause, &failure);
                 }
                 Disposition::BadAddress(code) => {
