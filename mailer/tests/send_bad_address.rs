@@ -1,0 +1,116 @@
+//! A refused recipient costs an RSET, not the connection: typed error, then the next
+//! message goes through on the same connection.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use mailer::Error;
+use support::*;
+
+#[tokio::test]
+async fn a_550_recipient_is_a_typed_error_and_the_connection_stays_usable() {
+    let server = start_server(&["rcpt:reply=550:to=bad@example.com"]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+
+    let err = conn
+        .send_mail(&to(&["bad@example.com"]), "s", "b")
+        .await
+        .expect_err("refused");
+    assert!(err.is_bad_address(), "{err}");
+    match &err {
+        Error::BadAddress { address, code, .. } => {
+            assert_eq!(address, "bad@example.com");
+            assert_eq!(*code, 550);
+        }
+        other => panic!("expected BadAddress, got {other}"),
+    }
+    assert!(conn.is_open());
+
+    // Without the RSET the server would still hold the first MAIL and answer the next
+    // MAIL with 503 (RFC 5321 4.1.4): success here proves the transaction was reset.
+    let sent = conn
+        .send_mail(&to(&["good@example.com"]), "s", "b")
+        .await
+        .expect("next message on the same connection");
+    assert_eq!(sent.attempts, 1);
+    conn.close().await.unwrap();
+
+    let stats = server.state().stats();
+    assert_eq!(stats.connections_total.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.command_errors.load(Ordering::Relaxed), 0);
+    let stored = stored(&server);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].recipients, ["good@example.com"]);
+    let counters = mailer.counters();
+    assert_eq!(counters.bad_address, 1);
+    assert_eq!(counters.sent, 1);
+    assert_eq!(counters.failed_total(), 0);
+}
+
+#[tokio::test]
+async fn the_bad_recipient_among_several_is_named() {
+    let server = start_server(&["rcpt:reply=550:to=bad@example.com"]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+    let err = conn
+        .send_mail(&to(&["ok@example.com", "bad@example.com"]), "s", "b")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, Error::BadAddress { address, code: 550, .. } if address == "bad@example.com"),
+        "{err}"
+    );
+    assert!(stored(&server).is_empty(), "nothing half-sent");
+    conn.send_mail(&to(&["ok@example.com"]), "s", "b")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn another_refusal_is_an_error_after_rset_without_retry() {
+    let server = start_server(&["mail:reply=552:first=1"]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+    let err = conn
+        .send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .expect_err("refused");
+    assert!(!err.is_bad_address(), "{err}");
+    assert_eq!(err.code(), Some(552), "{err}");
+    assert!(conn.is_open());
+    conn.send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .unwrap();
+    assert_eq!(stored(&server).len(), 1);
+    assert_eq!(mailer.counters().reconnect_attempts, 0);
+}
+
+#[tokio::test]
+async fn invalid_and_non_ascii_addresses_never_reach_the_server() {
+    let server = start_server(&[]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+    let err = conn
+        .send_mail(&to(&["josé@example.com"]), "s", "b")
+        .await
+        .expect_err("non-ASCII");
+    assert!(matches!(err, Error::NonAsciiAddress { .. }), "{err}");
+    let err = conn
+        .send_mail(&to(&["x@example.com\r\nRCPT TO:<y@example.com>"]), "s", "b")
+        .await
+        .expect_err("injection");
+    assert!(err.is_bad_address(), "{err}");
+    let err = conn
+        .send_mail(&to(&["x@example.com"]), "s\r\nBcc: y@example.com", "b")
+        .await
+        .expect_err("header injection");
+    assert!(matches!(err, Error::HeaderInjection { .. }), "{err}");
+    let commands = server.state().stats().commands.load(Ordering::Relaxed);
+    assert_eq!(commands, 1, "only EHLO reached the server");
+}
