@@ -190,7 +190,7 @@ impl FaultEngine {
             let rule = &plan.rules[i];
             let t = &rule.trigger;
             if t.first.is_some_and(|first| n > first)
-                || t.every.is_some_and(|every| n % every != 0)
+                || t.every.is_some_and(|every| !n.is_multiple_of(every))
                 || t.after.is_some_and(|after| n <= after)
             {
                 continue;
