@@ -18,7 +18,8 @@ pub(crate) struct Outgoing {
     pub(crate) from: Address,
     /// The recipients as the caller wrote them (for error messages) and parsed.
     pub(crate) to: Vec<(String, Address)>,
-    pub(crate) data: Vec<u8>,
+    /// The message as it goes after DATA: dot-stuffed, ending with the final `.` line.
+    pub(crate) wire: String,
 }
 
 /// Parses the sender: `"Name <addr@example.com>"` or `"addr@example.com"`, ASCII address.
@@ -114,11 +115,34 @@ pub(crate) fn build(
     let message = builder
         .singlepart(part)
         .map_err(|e| Error::Message(e.to_string()))?;
+    let formatted = String::from_utf8(message.formatted())
+        .map_err(|_| Error::Message("the formatted message is not 7-bit".to_owned()))?;
     Ok(Outgoing {
         from: from.email.clone(),
         to,
-        data: message.formatted(),
+        wire: for_data(&formatted),
     })
+}
+
+/// Dot-stuffs the message (RFC 5321 4.5.2) and appends the end-of-data line, so the whole
+/// content goes out in ONE write. lettre's `message()` writes the content and the final
+/// `.` separately; on a connection without TCP_NODELAY (lettre does not set it) the second
+/// small write waits for the server's delayed ACK, about 40 ms per message.
+pub(crate) fn for_data(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + message.len() / 64 + 8);
+    let mut at_line_start = true;
+    for line in message.split_inclusive('\n') {
+        if at_line_start && line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+        at_line_start = line.ends_with('\n');
+    }
+    if !out.is_empty() && !out.ends_with("\r\n") {
+        out.push_str("\r\n");
+    }
+    out.push_str(".\r\n");
+    out
 }
 
 #[cfg(test)]
@@ -131,7 +155,18 @@ mod tests {
     }
 
     fn text(out: &Outgoing) -> String {
-        String::from_utf8(out.data.clone()).unwrap()
+        out.wire.clone()
+    }
+
+    #[test]
+    fn data_is_dot_stuffed_and_terminated() {
+        assert_eq!(
+            for_data("a\r\n.b\r\n..c\r\nd.e\r\n"),
+            "a\r\n..b\r\n...c\r\nd.e\r\n.\r\n"
+        );
+        assert_eq!(for_data(".first\r\nlast"), "..first\r\nlast\r\n.\r\n");
+        assert_eq!(for_data("x\r\n.\r\n"), "x\r\n..\r\n.\r\n");
+        assert_eq!(for_data(""), ".\r\n");
     }
 
     fn build_simple(subject: &str, body: &str) -> Result<Outgoing, Error> {

@@ -1,5 +1,6 @@
 //! One SMTP session driven step by step with lettre's low-level connection, every step under
 //! `step_timeout`: open (connect, STARTTLS, AUTH) and one mail transaction.
+//! The message content goes out in one write (see `message::for_data`).
 //!
 //! Why not lettre's `send()`: it closes the connection on any error, a 550 on RCPT included,
 //! while a bad address must cost only an RSET. Why no NOOP before each message (as lettre's
@@ -197,9 +198,18 @@ pub(crate) async fn transact(
         })?;
     }
     step(timeout, Step::Data, conn.command(Data)).await?;
-    // lettre dot-stuffs the content and writes the final "\r\n.\r\n".
-    step(timeout, Step::Message, conn.message(&message.data)).await?;
+    // Already dot-stuffed and terminated: sent as one "command", i.e. one write.
+    step(timeout, Step::Message, conn.command(Content(&message.wire))).await?;
     Ok(())
+}
+
+/// The DATA content, written by lettre's `command` as it is.
+struct Content<'a>(&'a str);
+
+impl std::fmt::Display for Content<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 /// RSET after a refused transaction (RFC 5321 4.1.1.5), so the next one starts clean.
