@@ -1,7 +1,40 @@
-//! harness: the integration stage. `startservers` (in `test/startservers.rs`) owns the child
-//! processes; the scenarios drive the mailers against a flaky mail-test-srv.
+//! harness: the integration stage. It builds the binaries, starts mail-test-srv as child
+//! processes, drives expiration-mailer and notify-mailer against a server that drops a third of
+//! the connections, and checks over HTTP what the server stored.
+//!
+//! Map of the crate:
+//! - `startservers` (in `test/startservers.rs`): the service table and the child lifecycle.
+//! - [`cli`]: the command line (`run`, the default, and `serve`).
+//! - [`binaries`]: `cargo build` in the harness's own profile, and where the binaries are.
+//! - [`servers`]: the two mail-test-srv services (plain with faults, implicit TLS).
+//! - [`api`]: the server's HTTP report API as the scenarios read it.
+//! - [`certs`]: test certificates with a chosen validity.
+//! - [`mailers`]: running a mailer with the shared SMTP flags and reporting its failure.
+//! - [`scenarios`]: expiration, notify, exactly-once, tls.
+//! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
 //!
 //! OWNER: helper "harness".
 
+pub mod api;
+pub mod binaries;
+pub mod certs;
+pub mod cli;
+pub mod mailers;
+pub mod report;
+pub mod run;
+pub mod scenarios;
+pub mod serve;
+pub mod servers;
 #[path = "../../test/startservers.rs"]
 pub mod startservers;
+
+use std::process::ExitCode;
+
+/// Runs the parsed command line.
+pub fn main(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => run::run(cli.run),
+        Some(cli::Command::Run(args)) => run::run(args),
+        Some(cli::Command::Serve(args)) => serve::serve(args),
+    }
+}

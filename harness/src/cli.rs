@@ -1,0 +1,155 @@
+//! The command line: `harness` (= `harness run`) runs the scenarios, `harness serve` keeps the
+//! servers running. Subcommands leave room for more (a `bench` is planned).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Integration stage: starts a flaky mail-test-srv, runs expiration-mailer and notify-mailer
+/// against it under FAKECLOCK, and checks the mail it stored.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `run`, which is what `harness` without a subcommand does.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scenarios and print a table; exit 0 only when all passed (the default).
+    Run(RunArgs),
+    /// Start the servers (plain with faults, and implicit TLS), print their addresses and keep
+    /// them running until Ctrl-C: a local flaky mail server for your own application.
+    Serve(ServeArgs),
+}
+
+/// How the servers are started, shared by `run` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Seed of the servers' fault decisions; random when absent (always printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Chance in percent that the server closes the connection at MAIL.
+    #[arg(long, default_value_t = 35, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub close_chance: u8,
+    /// Use the binaries next to this executable as they are, without `cargo build` first.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Run only this scenario (repeatable). `exactly-once` also runs `expiration` and `notify`,
+    /// whose mail it checks.
+    #[arg(long = "scenario", value_enum, value_name = "NAME")]
+    pub scenarios: Vec<ScenarioName>,
+    /// Go on with the next scenarios after one failed (the default stops at the first failure).
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Do not copy the servers' logs to stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The scenarios, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum ScenarioName {
+    /// expiration-mailer under FAKECLOCK 31, 13 and 2 days before expiry, then 2 days again.
+    Expiration,
+    /// notify-mailer over a list of more than 100 recipients.
+    Notify,
+    /// Every message of `expiration` and `notify` stored exactly once; faults really injected.
+    ExactlyOnce,
+    /// `expiration` and `notify` in small over implicit TLS, trusting the server's generated CA.
+    Tls,
+}
+
+impl ScenarioName {
+    pub const ALL: [ScenarioName; 4] = [
+        ScenarioName::Expiration,
+        ScenarioName::Notify,
+        ScenarioName::ExactlyOnce,
+        ScenarioName::Tls,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioName::Expiration => "expiration",
+            ScenarioName::Notify => "notify",
+            ScenarioName::ExactlyOnce => "exactly-once",
+            ScenarioName::Tls => "tls",
+        }
+    }
+
+    /// The selection in run order: all when none was named; what a scenario needs is added.
+    pub fn selection(named: &[ScenarioName]) -> Vec<ScenarioName> {
+        if named.is_empty() {
+            return ScenarioName::ALL.to_vec();
+        }
+        let mut chosen: Vec<ScenarioName> = named.to_vec();
+        if chosen.contains(&ScenarioName::ExactlyOnce) {
+            chosen.extend([ScenarioName::Expiration, ScenarioName::Notify]);
+        }
+        chosen.sort();
+        chosen.dedup();
+        chosen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_subcommand_means_run_with_its_flags() {
+        let cli = Cli::try_parse_from([
+            "harness",
+            "--seed",
+            "7",
+            "--scenario",
+            "notify",
+            "--keep-going",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.server.seed, Some(7));
+        assert_eq!(cli.run.server.close_chance, 35);
+        assert_eq!(cli.run.scenarios, [ScenarioName::Notify]);
+        assert!(cli.run.keep_going);
+    }
+
+    #[test]
+    fn serve_is_a_subcommand() {
+        let cli = Cli::try_parse_from(["harness", "serve", "--close-chance", "10"]).unwrap();
+        let Some(Command::Serve(serve)) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(serve.server.close_chance, 10);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(Cli::try_parse_from(["harness", "--close-chance", "101"]).is_err());
+        assert!(Cli::try_parse_from(["harness", "--scenario", "nope"]).is_err());
+    }
+
+    #[test]
+    fn exactly_once_brings_what_it_checks_and_order_is_fixed() {
+        use ScenarioName::*;
+        assert_eq!(ScenarioName::selection(&[]), ScenarioName::ALL);
+        assert_eq!(
+            ScenarioName::selection(&[Tls, ExactlyOnce]),
+            [Expiration, Notify, ExactlyOnce, Tls]
+        );
+        assert_eq!(ScenarioName::selection(&[Notify, Notify]), [Notify]);
+    }
+}

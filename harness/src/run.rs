@@ -1,0 +1,164 @@
+//! `harness run` (the default): build, start the servers, run the selected scenarios, print the
+//! table, stop the servers. SIGINT/SIGTERM stop everything in order and end the run.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+
+use crate::binaries::{self, Needs};
+use crate::cli::{RunArgs, ScenarioName};
+use crate::report::{self, Row};
+use crate::scenarios::{self, Ctx};
+use crate::servers::{self, PLAIN, Plan, Server, TLS};
+use crate::startservers::{Services, Shutdown};
+
+/// Exit status of a run stopped by a signal (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let binaries = binaries::prepare(Needs::All, !args.server.no_build)?;
+    let seed = args.server.seed.unwrap_or_else(rand::random);
+    println!(
+        "harness: seed {seed}, close chance {}%",
+        args.server.close_chance
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run_scenarios(args, binaries, seed))
+}
+
+/// The command that repeats this run with the same seed.
+fn reproduce(args: &RunArgs, seed: u64) -> String {
+    let mut line = format!("cargo run -p harness -- --seed {seed}");
+    if args.server.close_chance != 35 {
+        line.push_str(&format!(" --close-chance {}", args.server.close_chance));
+    }
+    for name in &args.scenarios {
+        line.push_str(&format!(" --scenario {}", name.as_str()));
+    }
+    line
+}
+
+async fn run_scenarios(
+    args: RunArgs,
+    binaries: binaries::Binaries,
+    seed: u64,
+) -> anyhow::Result<ExitCode> {
+    let mut shutdown = Shutdown::new().context("cannot catch SIGINT/SIGTERM")?;
+    let work = tempfile::Builder::new()
+        .prefix("harness-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    let cert_dir = work.path().join("tls");
+    let plan = Plan {
+        seed,
+        close_chance: args.server.close_chance,
+        cert_dir: cert_dir.clone(),
+        echo: false,
+    };
+    let mut services = tokio::select! {
+        started = Services::start(servers::table(&binaries, &plan)) => started?,
+        signal = shutdown.recv() => {
+            eprintln!("harness: {signal} while starting the servers; stopped");
+            return Ok(ExitCode::from(INTERRUPTED));
+        }
+    };
+    let plain = Server::from_services(&services, PLAIN, None)?;
+    let tls = Server::from_services(&services, TLS, Some(&cert_dir.join("ca.pem")))?;
+    println!(
+        "harness: {PLAIN} smtp {} http {}; {TLS} smtp {} http {}",
+        plain.smtp, plain.http, tls.smtp, tls.http
+    );
+    let mut ctx = Ctx {
+        binaries,
+        plain,
+        tls,
+        work: work.path().to_path_buf(),
+        seed,
+        close_chance: args.server.close_chance,
+        expected_plain: BTreeMap::new(),
+    };
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut interrupted = None;
+    for name in ScenarioName::selection(&args.scenarios) {
+        if interrupted.is_some() || (!failures.is_empty() && !args.keep_going) {
+            rows.push(Row::skipped(name.as_str()));
+            continue;
+        }
+        println!("harness: scenario {} ...", name.as_str());
+        let started = Instant::now();
+        let before = injected(&ctx).await.unwrap_or(0);
+        let result = tokio::select! {
+            result = scenarios::run(name, &mut ctx) => result,
+            died = services.wait_for_exit() => Err(anyhow!(died)),
+            signal = shutdown.recv() => {
+                interrupted = Some(signal);
+                Err(anyhow!("interrupted by {signal}"))
+            }
+        };
+        let time = started.elapsed();
+        let after = injected(&ctx).await.unwrap_or(before);
+        let row = match result {
+            Ok(outcome) => Row {
+                scenario: name.as_str(),
+                result: report::Result::Passed,
+                time,
+                mails: outcome.mails,
+                faults: outcome.faults.unwrap_or(after.saturating_sub(before)),
+            },
+            Err(error) => {
+                failures.push((name, error));
+                Row {
+                    scenario: name.as_str(),
+                    result: report::Result::Failed,
+                    time,
+                    mails: 0,
+                    faults: after.saturating_sub(before),
+                }
+            }
+        };
+        rows.push(row);
+    }
+    let stopped = services.stop().await;
+    if let Some(forced) = stopped.iter().find(|s| s.killed) {
+        eprintln!(
+            "harness: {} did not stop on SIGTERM and was killed",
+            forced.name
+        );
+    }
+
+    println!();
+    print!("{}", report::table(&rows));
+    for (name, error) in &failures {
+        println!(
+            "\nscenario {} FAILED (seed {seed}):\n  {error:#}",
+            name.as_str()
+        );
+    }
+    if let Some(signal) = interrupted {
+        println!("\nharness: interrupted by {signal}; servers stopped");
+        return Ok(ExitCode::from(INTERRUPTED));
+    }
+    if failures.is_empty() {
+        println!(
+            "\nharness: all {} scenario(s) passed (seed {seed})",
+            rows.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("\nreproduce with: {}", reproduce(&args, seed));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Faults injected so far by both servers.
+async fn injected(ctx: &Ctx) -> anyhow::Result<u64> {
+    Ok(ctx.plain.api.stats().await?.faults.total + ctx.tls.api.stats().await?.faults.total)
+}

@@ -1,0 +1,158 @@
+//! expiration-mailer on a fresh SQLite store: one contact with two certificates expiring at E,
+//! another whose certificate expires 100 days later. Runs under FAKECLOCK at E-31d (nothing is
+//! due), E-13d (the 480h reminder), E-2d (the 240h reminder) and E-2d again (nothing new): the
+//! first contact must hold exactly 2 reminders naming all its domains and the date of E, the
+//! other none.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use anyhow::{Context, bail, ensure};
+use time::{Duration, OffsetDateTime, Time};
+
+use super::{Ctx, FROM, summary_field};
+use crate::binaries::EXPIRATION_MAILER;
+use crate::certs::TestCert;
+use crate::mailers;
+use crate::servers::Server;
+
+/// The runs: label, days before E, reminders the contact holds after it.
+const RUNS: [(&str, i64, usize); 4] = [
+    ("E-31d", 31, 0),
+    ("E-13d", 13, 1),
+    ("E-2d", 2, 2),
+    ("E-2d (again)", 2, 2),
+];
+
+/// Runs the scenario; returns the messages each of its addresses must hold.
+pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+    let dir = ctx.work.join(format!("expiration-{tag}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Noon UTC, so "the date of E" is the same day in any reading of it.
+    let expiry =
+        (OffsetDateTime::now_utc() + Duration::days(60)).replace_time(Time::from_hms(12, 0, 0)?);
+    let contact = format!("expiry-{tag}@example.com");
+    let later = format!("later-{tag}@example.com");
+    let site = format!("{tag}-shop.example");
+    let soon = [
+        vec![site.clone(), format!("www.{site}")],
+        vec![format!("mail.{site}")],
+    ];
+    let far = vec![format!("{tag}-later.example")];
+    let issued = expiry - Duration::days(90);
+    let serial_base = 1000 + (ctx.seed % 1_000_000) * 10;
+    let mut pems = Vec::new();
+    for (i, domains) in soon.iter().enumerate() {
+        let path = dir.join(format!("soon-{i}.pem"));
+        TestCert {
+            serial: serial_base + i as u64,
+            domains: domains.clone(),
+            not_before: issued,
+            not_after: expiry,
+        }
+        .write_pem(&path)?;
+        pems.push(path);
+    }
+    let far_pem = dir.join("later.pem");
+    TestCert {
+        serial: serial_base + 9,
+        domains: far.clone(),
+        not_before: issued,
+        not_after: expiry + Duration::days(100),
+    }
+    .write_pem(&far_pem)?;
+
+    let program = ctx.binaries.path(EXPIRATION_MAILER);
+    let db: OsString = format!("sqlite://{}", dir.join("store.sqlite").display()).into();
+    let import = |contact: &str, files: &[std::path::PathBuf]| {
+        let mut args: Vec<OsString> = vec![
+            "--db".into(),
+            db.clone(),
+            "import".into(),
+            "--contact".into(),
+        ];
+        args.push(format!("mailto:{contact}").into());
+        args.push("--pem".into());
+        args.extend(files.iter().map(|f| f.clone().into_os_string()));
+        args
+    };
+    mailers::run(&program, &import(&contact, &pems), &[], &dir).await?;
+    mailers::run(&program, &import(&later, &[far_pem]), &[], &dir).await?;
+
+    let mut args: Vec<OsString> = vec!["--db".into(), db.clone()];
+    args.extend(server.smtp().flags(FROM));
+    for (label, days, want) in RUNS {
+        let now = expiry - Duration::days(days);
+        let fakeclock = humantime::format_rfc3339_seconds(now.into()).to_string();
+        let ran = mailers::run(&program, &args, &[("FAKECLOCK", fakeclock.clone())], &dir).await?;
+        let held = server.api.count(Some(&contact)).await?;
+        if held != want {
+            bail!(
+                "after the run at {label} (FAKECLOCK={fakeclock}, expiry {expiry}) {contact} should hold {want} \
+                 reminder(s); the server has {held}. The mailer said: {}",
+                ran.stdout.trim()
+            );
+        }
+        let for_later = server.api.count(Some(&later)).await?;
+        ensure!(
+            for_later == 0,
+            "after the run at {label}, {later} (certificate expiring 100 days after E) got {for_later} message(s); expected none"
+        );
+        if let Some(failures) = summary_field(&ran.stdout, "failures") {
+            ensure!(
+                failures == 0,
+                "the run at {label} reported failures={failures}: {}",
+                ran.stdout.trim()
+            );
+        }
+    }
+
+    let records = server.api.records(Some(&contact)).await?;
+    let date = expiry.date().to_string();
+    // The clocks of the two runs that sent: the reminders are stored in that order.
+    let clocks = [expiry - Duration::days(13), expiry - Duration::days(2)];
+    let mut ids = Vec::new();
+    for (record, sent_at) in records.iter().zip(&clocks) {
+        let mail = record.message()?;
+        for domain in soon.iter().flatten() {
+            ensure!(
+                mail.body.contains(domain.as_str()),
+                "the reminder to {contact} does not name {domain}:\n{}",
+                mail.body
+            );
+        }
+        ensure!(
+            !mail.body.contains(&far[0]),
+            "the reminder to {contact} names {}, a certificate of {later}",
+            far[0]
+        );
+        ensure!(
+            mail.body.contains(&date),
+            "the reminder to {contact} does not give the expiry date {date}:\n{}",
+            mail.body
+        );
+        ensure!(
+            mail.subject.contains(&site),
+            "the subject {:?} does not name {site}",
+            mail.subject
+        );
+        // The Date header must come from FAKECLOCK, not from the machine's clock.
+        let stamped = mail.date.context("a reminder has no Date header")?;
+        let expected = sent_at.unix_timestamp();
+        ensure!(
+            (stamped - expected).abs() <= 3600,
+            "a reminder is dated {} but was sent under FAKECLOCK {}",
+            OffsetDateTime::from_unix_timestamp(stamped)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            sent_at
+        );
+        ids.push(mail.message_id.context("a reminder has no Message-ID")?);
+    }
+    ensure!(
+        ids.len() == 2 && ids[0] != ids[1],
+        "the two reminders share Message-ID {:?}",
+        ids
+    );
+    Ok(BTreeMap::from([(contact, 2), (later, 0)]))
+}
