@@ -87,8 +87,8 @@ pub enum Error {
         last_cause: Cause,
         last: String,
     },
-    /// A retryable failure of the first connection in a context that does not retry
-    /// (never returned by `connect`, which retries; kept for completeness of `Display`).
+    /// A step that does not retry took longer than `step_timeout` (QUIT in `close`);
+    /// timeouts while sending lead to a reconnect instead.
     #[error("{step} timed out after {after:?}")]
     Timeout { step: Step, after: Duration },
     #[error("cannot build the message: {0}")]

@@ -9,17 +9,27 @@
 //! Mailer::new(Config, Arc<dyn Clock>) -> Result<Mailer, Error>    (Clone; share across tasks)
 //! Mailer::with_sleeper(Config, Arc<dyn Clock>, Arc<dyn Sleeper>)  (tests: record the backoff)
 //! Mailer::connect(&self).await -> Result<Connection, Error>       (retries within the bound)
-//! Mailer::counters(&self) -> CountersSnapshot
+//! Mailer::counters(&self) -> CountersSnapshot  {sent, bad_address, failed_by_cause,
+//!          reconnect_attempts, reconnects, connect_failures_by_cause, dry_run} + Display
+//! Mailer::config(&self) -> &Config
 //! Connection::send_mail(&mut self, to: &[String], subject, body).await -> Result<Sent, Error>
+//! Connection::is_open(&self) -> bool
 //! Connection::close(self).await -> Result<(), Error>               (QUIT)
 //! Sent { message_id, attempts }
 //! Error::{BadAddress{address, code, message}, InvalidAddress, NonAsciiAddress,
 //!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, GaveUp,
 //!         Timeout, Message}; Error::is_bad_address(), Error::code()
 //! disposition(&lettre::transport::smtp::Error) -> Disposition {Reconnect, BadAddress(code), Fatal}
-//! retry_backoff(i, base, max, 2) -> Duration
-//! Clock (SystemClock, FixedClock), clock_from_env(), parse_fakeclock()
+//! cause(&lettre::transport::smtp::Error) -> Cause {Closed, Reset, BrokenPipe, Reply421,
+//!          Timeout, Refused, Other}; BAD_ADDRESS_CODES
+//! retry_backoff(i, base, max, 2) -> Duration; backoff_before_jitter(..); Sleeper, TokioSleeper
+//! parse_from(&str) -> Mailbox; parse_recipient(&str) -> Address; new_message_id(domain)
+//! Clock (SystemClock, FixedClock), clock_from_env(), parse_fakeclock() -> ClockError
 //! ```
+//!
+//! Delivery is at-least-once: when the reply to the final dot is lost (the server stored
+//! the message, then the connection died), the message is resent with the same
+//! Message-ID, so a duplicate can be recognised.
 //!
 //! Map of the crate:
 //! - `config`: [`Config`] (server, TLS, credentials, from, backoff, bounds, step timeout).

@@ -282,8 +282,12 @@ impl Connection {
     /// Message-ID) again. If the server had stored the message but its reply was lost, the
     /// recipient gets it twice, told apart by the Message-ID: at-least-once delivery.
     ///
-    /// A bad-address reply gives [`Error::BadAddress`] after RSET; any other reply gives
-    /// an error after RSET; the connection stays usable in both cases.
+    /// A bad-address reply to RCPT, DATA or the message gives [`Error::BadAddress`] after
+    /// RSET (on MAIL FROM the code concerns our sender, so it is [`Error::Rejected`]); any
+    /// other reply gives an error after RSET; the connection stays usable in both cases.
+    ///
+    /// Cancel by dropping the future (e.g. in `tokio::select!` with a shutdown signal): every
+    /// wait in here, backoff sleeps included, is a cancellation point.
     pub async fn send_mail(
         &mut self,
         to: &[String],

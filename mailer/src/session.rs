@@ -63,6 +63,12 @@ impl StepFailure {
 
     pub(crate) fn disposition(&self) -> Disposition {
         match &self.kind {
+            // A bad-address code on MAIL FROM is about our sender, not the recipient:
+            // marking the recipient bad would be wrong, so it is a plain refusal.
+            FailureKind::Smtp(e) if self.step == Step::Mail => match disposition(e) {
+                Disposition::BadAddress(_) => Disposition::Fatal,
+                other => other,
+            },
             FailureKind::Smtp(e) => disposition(e),
             // After a timeout we cannot know where the server is in the dialogue: start over.
             FailureKind::Timeout(_) => Disposition::Reconnect,

@@ -114,3 +114,30 @@ async fn invalid_and_non_ascii_addresses_never_reach_the_server() {
     let commands = server.state().stats().commands.load(Ordering::Relaxed);
     assert_eq!(commands, 1, "only EHLO reached the server");
 }
+
+#[tokio::test]
+async fn a_550_to_mail_from_concerns_the_sender_not_the_recipient() {
+    let server = start_server(&["mail:reply=550:first=1"]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+    let err = conn
+        .send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .expect_err("refused");
+    assert!(!err.is_bad_address(), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Rejected {
+                step: mailer::Step::Mail,
+                code: 550,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    conn.send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .unwrap();
+}
