@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Row, SqlSafeStr};
+use sqlx::{AnyConnection, AnyPool, Connection, Row, SqlSafeStr};
 
 pub use import::{Imported, NewCertificate, fqdn_set_hash};
 pub use reminders::ExpiringCertificate;
@@ -70,6 +70,15 @@ impl Store {
         // SQLite allows one writer at a time; a single connection turns lock contention
         // into orderly waiting instead of SQLITE_BUSY errors in the middle of a run.
         let max_connections = if sqlite { 1 } else { 8 };
+        // One direct attempt first: the pool would keep retrying a refused connection
+        // until its acquire timeout, and an unreachable store should be reported at once.
+        let probe = AnyConnection::connect_with(&options)
+            .await
+            .map_err(|source| StoreError::Unreachable {
+                url: redact(url),
+                source,
+            })?;
+        let _ = probe.close().await;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
