@@ -93,7 +93,8 @@ async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<Ex
     let store = Store::open(db).await?;
     let windows = nag::nag_windows(&run.nag_times, run.frequency);
 
-    // SIGINT/SIGTERM: finish the message in flight, record it, and stop.
+    // SIGINT/SIGTERM: finish the message in flight, record it, and stop (a second
+    // signal exits at once).
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
 
@@ -179,4 +180,10 @@ async fn cancel_on_signal(cancel: CancellationToken) {
         _ = term.recv() => {}
     }
     cancel.cancel();
+    // A second signal means "now": do not wait for a send stuck in reconnect backoff.
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(130);
 }

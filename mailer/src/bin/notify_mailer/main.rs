@@ -182,4 +182,10 @@ async fn cancel_on_signal(cancel: CancellationToken) {
         _ = term.recv() => {}
     }
     cancel.cancel();
+    // A second signal means "now": do not wait for a send stuck in reconnect backoff.
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(130);
 }
