@@ -66,9 +66,10 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
     let db: OsString = format!("sqlite://{}", dir.join("store.sqlite").display()).into();
     let import = |contact: &str, files: &[std::path::PathBuf]| {
         let mut args: Vec<OsString> = vec![
+            // `--db` after `import`: the program refuses a global flag before its subcommand.
+            "import".into(),
             "--db".into(),
             db.clone(),
-            "import".into(),
             "--contact".into(),
         ];
         args.push(format!("mailto:{contact}").into());
