@@ -3,8 +3,9 @@
 //! Kept apart from `smtp/` (protocol correctness): the session asks
 //! [`FaultEngine::decide`] at each [`Stage`] and carries out the returned [`Action`].
 //!
-//! - `rule.rs`: [`FaultRule`] = stage + action + trigger, parsed from `STAGE:ACTION[:TRIGGER...]`
+//! - `rule.rs`: [`FaultRule`] = [`Stage`] + action + trigger, parsed from `STAGE:ACTION[:TRIGGER...]`
 //!   and (de)serialised as JSON for `PUT /api/v1/faults`.
+//! - `action.rs`: [`Action`], what a fault does; `trigger.rs`: [`Trigger`], when it fires.
 //! - `engine.rs`: the plan in force, stage counters, per-rule fire counters, seeded randomness.
 //! - `events.rs`: the log of injected faults.
 //!
@@ -12,10 +13,14 @@
 //! the same seed and the same sequence of client commands give the same faults, even
 //! when connections interleave differently.
 
+mod action;
 mod engine;
 mod events;
 mod rule;
+mod trigger;
 
+pub use action::{Action, MAX_DELAY};
 pub use engine::{ConnectionFaults, Decision, FaultContext, FaultEngine, PlanSnapshot};
 pub use events::{EventLog, EventPage, FaultEvent};
-pub use rule::{Action, FaultRule, RuleParseError, Stage, Trigger};
+pub use rule::{FaultRule, RuleParseError, Stage};
+pub use trigger::Trigger;
