@@ -205,3 +205,20 @@ async fn faults_match_sender() {
     c.expect("MAIL FROM:<BLOCKED@example.com>", 550).await;
     c.expect("MAIL FROM:<ok@example.com>", 250).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_longer_than_the_idle_timeout_is_not_idleness() {
+    let server = start(Config {
+        faults: vec![common::rule("ehlo:delay=120s")],
+        limits: mail_test_srv::Limits {
+            idle_timeout: Duration::from_secs(60),
+            ..mail_test_srv::Limits::default()
+        },
+        ..Config::ephemeral()
+    })
+    .await;
+    let mut c = Client::connect(&server).await;
+    c.send(b"EHLO me\r\n").await;
+    assert_eq!(c.reply_untimed().await.unwrap().code, 250);
+    c.expect("NOOP", 250).await;
+}

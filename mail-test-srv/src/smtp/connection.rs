@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Flow, Session};
@@ -57,6 +58,13 @@ pub async fn serve(
         shutdown.clone(),
     );
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // One timer and one cancellation future for the whole session: re-arming a timer on
+    // every read would cost more than the rest of a NOOP. The timer is pushed back lazily.
+    let mut waiting_since: Instant;
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let mut flow = session.greet().await;
     loop {
         match flow {
@@ -105,22 +113,31 @@ pub async fn serve(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
-        tokio::select! {
+        // Idle time counts from when we start waiting, so a slow fault (delay) is not
+        // mistaken for a silent client.
+        waiting_since = Instant::now();
+        flow = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
+            _ = &mut cancelled => {
                 session.shutting_down();
-                flow = Flow::Close;
+                Flow::Close
             }
-            read = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => match read {
-                Err(_) => {
+            read = stream.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => Flow::Continue,
+            },
+            _ = &mut idle_timer => {
+                let deadline = waiting_since + idle;
+                if Instant::now() >= deadline {
                     Stats::bump(&state.stats().idle_timeouts);
                     session.idle_timeout();
-                    flow = Flow::Close;
+                    Flow::Close
+                } else {
+                    idle_timer.as_mut().reset(deadline);
+                    Flow::Continue
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => flow = Flow::Continue,
-            },
-        }
+            }
+        };
     }
 }
 

@@ -8,6 +8,9 @@
 
 use memchr::memchr;
 
+/// First allocation for a message of unknown size: most test mail fits, few reallocations.
+const DEFAULT_CAPACITY: usize = 8 * 1024;
+
 /// The state of one DATA transfer.
 #[derive(Debug)]
 pub struct DataReceiver {
@@ -29,11 +32,15 @@ pub struct Fed {
 }
 
 impl DataReceiver {
-    /// A receiver that keeps at most `limit` bytes.
-    pub fn new(limit: usize) -> Self {
+    /// A receiver that keeps at most `limit` bytes; `expected` is the client's `SIZE=`
+    /// estimate, used only to size the first allocation.
+    pub fn new(limit: usize, expected: Option<u64>) -> Self {
+        let capacity = expected.map_or(DEFAULT_CAPACITY, |size| {
+            usize::try_from(size).unwrap_or(limit)
+        });
         DataReceiver {
             at_line_start: true,
-            body: Vec::new(),
+            body: Vec::with_capacity(capacity.min(limit)),
             size: 0,
             limit,
         }
@@ -116,7 +123,7 @@ mod tests {
     use super::*;
 
     fn run(chunks: &[&[u8]], limit: usize) -> (Vec<u8>, bool, Vec<u8>) {
-        let mut r = DataReceiver::new(limit);
+        let mut r = DataReceiver::new(limit, None);
         let mut pending = Vec::new();
         for chunk in chunks {
             pending.extend_from_slice(chunk);

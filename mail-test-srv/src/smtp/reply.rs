@@ -16,6 +16,11 @@ pub fn push_static(out: &mut Vec<u8>, line: &'static [u8]) {
     out.extend_from_slice(line);
 }
 
+/// Appends the 250 after the final dot, naming the stored message's id.
+pub fn queued(out: &mut Vec<u8>, id: u64) {
+    let _ = write!(out, "250 2.0.0 Ok: queued as {id}\r\n");
+}
+
 /// The enhanced code that goes with a bare reply code chosen by a fault rule (`reply=550`).
 pub fn enhanced_for(code: u16) -> &'static str {
     match code {

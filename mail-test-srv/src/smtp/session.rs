@@ -55,6 +55,8 @@ pub(super) enum Phase {
 pub(super) struct Transaction {
     pub from: String,
     pub recipients: Vec<String>,
+    /// The `SIZE=` the client declared, if any.
+    pub size: Option<u64>,
 }
 
 /// The protocol state of one connection.
@@ -259,16 +261,7 @@ impl Session {
             );
             return Flow::Continue;
         }
-        let decision = {
-            let to: Vec<&str> = tx.recipients.iter().map(String::as_str).collect();
-            let ctx = FaultContext {
-                from: Some(&tx.from),
-                to: &to,
-            };
-            self.state
-                .faults()
-                .decide(&mut self.faults, Stage::DataEnd, &ctx)
-        };
+        let decision = decide_for(&self.state, &mut self.faults, Stage::DataEnd, &tx);
         match decision.map(|d| d.action) {
             Some(Action::AcceptClose) => {
                 self.store(tx, receiver);
@@ -278,13 +271,13 @@ impl Session {
                 Some(flow) => flow,
                 None => {
                     let id = self.store(tx, receiver);
-                    reply::push(&mut self.out, 250, "2.0.0", &format!("Ok: queued as {id}"));
+                    reply::queued(&mut self.out, id);
                     Flow::Continue
                 }
             },
             None => {
                 let id = self.store(tx, receiver);
-                reply::push(&mut self.out, 250, "2.0.0", &format!("Ok: queued as {id}"));
+                reply::queued(&mut self.out, id);
                 Flow::Continue
             }
         }
@@ -307,4 +300,31 @@ impl Session {
             connection: self.connection,
         })
     }
+}
+
+/// Asks the fault plan about a stage that sees the whole envelope. One recipient (the
+/// common case) needs no allocation for the context.
+pub(super) fn decide_for(
+    state: &State,
+    faults: &mut ConnectionFaults,
+    stage: Stage,
+    tx: &Transaction,
+) -> Option<crate::fault::Decision> {
+    let one: [&str; 1];
+    let many: Vec<&str>;
+    let to: &[&str] = match tx.recipients.as_slice() {
+        [only] => {
+            one = [only.as_str()];
+            &one
+        }
+        all => {
+            many = all.iter().map(String::as_str).collect();
+            &many
+        }
+    };
+    let ctx = FaultContext {
+        from: Some(&tx.from),
+        to,
+    };
+    state.faults().decide(faults, stage, &ctx)
 }

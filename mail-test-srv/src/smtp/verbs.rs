@@ -7,7 +7,7 @@
 use super::data::DataReceiver;
 use super::parse::{Command, MailParams, Mechanism};
 use super::reply::{push, push_static};
-use super::session::{Flow, Phase, Session, Transaction};
+use super::session::{Flow, Phase, Session, Transaction, decide_for};
 use crate::config::{AuthMode, TlsMode};
 use crate::fault::{FaultContext, Stage};
 
@@ -119,6 +119,7 @@ impl Session {
         self.tx = Some(Transaction {
             from: from.to_owned(),
             recipients: Vec::new(),
+            size: params.size,
         });
         push_static(&mut self.out, b"250 2.1.0 Ok\r\n");
         Flow::Continue
@@ -162,22 +163,17 @@ impl Session {
             self.error(503, "5.5.1", "need RCPT command");
             return Flow::Continue;
         }
-        let decision = {
-            let to: Vec<&str> = tx.recipients.iter().map(String::as_str).collect();
-            let ctx = FaultContext {
-                from: Some(&tx.from),
-                to: &to,
-            };
-            self.state
-                .faults()
-                .decide(&mut self.faults, Stage::Data, &ctx)
-        };
+        let expected = tx.size;
+        let decision = decide_for(&self.state, &mut self.faults, Stage::Data, tx);
         if let Some(decision) = decision
             && let Some(flow) = self.apply(decision.action).await
         {
             return flow;
         }
-        self.phase = Phase::Data(DataReceiver::new(self.settings.limits.max_message_size));
+        self.phase = Phase::Data(DataReceiver::new(
+            self.settings.limits.max_message_size,
+            expected,
+        ));
         push_static(&mut self.out, b"354 End data with <CR><LF>.<CR><LF>\r\n");
         Flow::Continue
     }
