@@ -24,7 +24,7 @@ async fn faults_get_put_delete() {
     let r = api.request("PUT", "/api/v1/faults", body).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let want = json!({"seed": 42, "rules": [
-        {"stage": "mail", "action": "close", "chance": 35.0},
+        {"stage": "mail", "action": "close", "chance": 35},
         {"stage": "rcpt", "action": {"reply": 550}, "to": "bad@example.com"},
     ]});
     assert_eq!(r.json(), want);

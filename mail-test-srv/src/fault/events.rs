@@ -68,6 +68,11 @@ impl EventLog {
         inner.last_seq
     }
 
+    /// Events dropped by the bound since start or the last clear.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
     /// The events with a sequence number above `since`, oldest first.
     pub fn since(&self, since: u64) -> EventPage {
         let inner = self.lock();

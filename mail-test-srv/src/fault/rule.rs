@@ -181,7 +181,11 @@ impl FromStr for FaultRule {
 struct RuleObject {
     stage: Stage,
     action: Action,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_if_possible"
+    )]
     chance: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first: Option<u64>,
@@ -195,6 +199,21 @@ struct RuleObject {
     to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     times: Option<u64>,
+}
+
+/// Writes `35` rather than `35.0` for a whole percentage, as a person would type it.
+fn whole_if_possible<S: Serializer>(
+    chance: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match *chance {
+        // Validated chances lie in 0..=100, so the cast is exact when there is no fraction.
+        Some(c) if c.fract() == 0.0 && (0.0..=100.0).contains(&c) => {
+            serializer.serialize_u64(c as u64)
+        }
+        Some(c) => serializer.serialize_f64(c),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Serialize for FaultRule {

@@ -151,6 +151,14 @@ fn json_object_form_round_trips() {
         assert_eq!(back, r, "via {json}");
     }
     assert_eq!(
+        serde_json::to_value(rule("mail:close:35%")).unwrap(),
+        serde_json::json!({"stage":"mail","action":"close","chance":35})
+    );
+    assert_eq!(
+        serde_json::to_value(rule("mail:close:2.5%")).unwrap()["chance"],
+        serde_json::json!(2.5)
+    );
+    assert_eq!(
         serde_json::to_value(rule("rcpt:reply=550:to=bad@example.com")).unwrap(),
         serde_json::json!({"stage":"rcpt","action":{"reply":550},"to":"bad@example.com"})
     );

@@ -97,7 +97,7 @@ impl Report {
                 total: by_stage.values().sum(),
                 by_stage,
                 by_action,
-                events_dropped: engine.events().since(u64::MAX).dropped,
+                events_dropped: engine.events().dropped(),
             },
             seed: engine.seed(),
             injected,
