@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn windows_add_frequency_and_sort() {
-        let h = |n| Duration::from_secs(n * 3600);
+        let h = |n: u64| Duration::from_secs(n * 3600);
         assert_eq!(nag_windows(&[h(480), h(240)], h(1)), vec![h(241), h(481)]);
     }
 
