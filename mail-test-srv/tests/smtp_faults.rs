@@ -160,6 +160,9 @@ async fn connect_stage_close_and_reply() {
     );
     let mut c = Client::connect_raw(&server).await;
     assert_eq!(c.reply().await.unwrap().code, 554, "refusal instead of 220");
+    // RFC 5321 3.1: after a refused greeting only QUIT is served.
+    c.expect("EHLO me", 503).await;
+    c.expect("QUIT", 221).await;
     let mut c = Client::connect_raw(&server).await;
     assert_eq!(c.reply().await.unwrap().code, 220);
 }

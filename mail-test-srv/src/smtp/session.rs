@@ -75,6 +75,8 @@ pub struct Session {
     pub(super) tls: bool,
     /// An over-long line is being discarded up to its end.
     skipping_long_line: bool,
+    /// A fault replaced the greeting with a refusal: RFC 5321 3.1 then allows only QUIT.
+    no_service: bool,
     /// Replies not yet written to the socket.
     pub out: Vec<u8>,
 }
@@ -100,6 +102,7 @@ impl Session {
             auth_user: None,
             tls,
             skipping_long_line: false,
+            no_service: false,
             out: Vec::with_capacity(1024),
         }
     }
@@ -107,6 +110,7 @@ impl Session {
     /// The `connect` stage: a fault may replace or delay the greeting.
     pub async fn greet(&mut self) -> Flow {
         if let Some(flow) = self.fault(Stage::Connect, FaultContext::default()).await {
+            self.no_service = flow == Flow::Continue;
             return flow;
         }
         self.out.extend_from_slice(&self.settings.greeting);
@@ -186,6 +190,10 @@ impl Session {
         }
         Stats::bump(&self.state.stats().commands);
         match parse::parse(line) {
+            Ok(command) if self.no_service && command != parse::Command::Quit => {
+                self.error(503, "5.5.1", "no SMTP service here, only QUIT");
+                Flow::Continue
+            }
             Ok(command) => self.dispatch(command).await,
             Err(ParseError::UnknownVerb) => {
                 self.error(500, "5.5.1", "command not recognized");
