@@ -1,7 +1,7 @@
 //! Hostile input: random byte streams (binary garbage mixed with real commands, CRLFs, dots
 //! and over-long lines) thrown at one live server. Whatever arrives, every byte the server
-//! sends back is a well-formed reply line, the connection ends cleanly when the client
-//! does, and afterwards a normal client still delivers.
+//! sends back is a well-formed reply line, the connection ends when the client does (with
+//! or without a fault plan firing at every stage), and afterwards a normal client still delivers.
 
 mod common;
 
@@ -49,7 +49,17 @@ async fn throw(server: &ServerHandle, input: &[u8]) -> Vec<u8> {
     let _ = tcp.write_all(input).await;
     let _ = tcp.shutdown().await;
     let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out)).await;
+    // A reset fault ends the read with an error; what arrived before it still counts.
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
     assert!(read.is_ok(), "server did not close after client EOF");
     out
 }
@@ -79,6 +89,25 @@ fn random_streams_never_break_the_server() {
         },
         ..Config::ephemeral()
     }));
+    // The same input against a server whose fault plan fires everywhere.
+    let faulty = runtime.block_on(common::start(Config {
+        auth: AuthMode::AcceptAny,
+        faults: [
+            "connect:reply=554:5%",
+            "ehlo:reply=451:10%",
+            "auth:reset:10%",
+            "mail:close:20%",
+            "rcpt:421:10%",
+            "data:hang:10%",
+            "data-end:accept-close:30%",
+            "quit:reset:50%",
+        ]
+        .iter()
+        .map(|r| common::rule(r))
+        .collect(),
+        seed: Some(5),
+        ..Config::ephemeral()
+    }));
     let config = ProptestConfig {
         cases: 128,
         failure_persistence: None,
@@ -89,6 +118,8 @@ fn random_streams_never_break_the_server() {
         let output = runtime.block_on(throw(&server, &input));
         prop_assert!(output.starts_with(b"220 "), "greeting first: {:?}", String::from_utf8_lossy(&output));
         prop_assert!(well_formed(&output), "malformed output: {:?}", String::from_utf8_lossy(&output));
+        let output = runtime.block_on(throw(&faulty, &input));
+        prop_assert!(well_formed(&output), "malformed output under faults: {:?}", String::from_utf8_lossy(&output));
     });
     runtime.block_on(async {
         let before = stored(&server).len();
@@ -100,5 +131,9 @@ fn random_streams_never_break_the_server() {
             250
         );
         assert_eq!(stored(&server).len(), before + 1);
+        assert!(
+            !faulty.state().faults().events().is_empty(),
+            "faults fired during the storm"
+        );
     });
 }
