@@ -1,0 +1,309 @@
+//! expiration-mailer's delivery rules against an in-process mail-test-srv, on an SQLite
+//! store: bad addresses, missing contacts, the per-day limit, --cert-limit, parallel sends,
+//! dry runs, an unreachable server.
+
+mod common;
+
+use common::{DAY, EXPIRY, Scratch, TestServer, certificate, fakeclock, run_at, summary_field};
+
+/// A 550 for the address marks the certificate (no retry); the run still exits 0, and other
+/// registrations get their reminders.
+#[test]
+fn bad_address_marks_and_is_not_retried() {
+    let server = TestServer::start(&["rcpt:reply=550:to=gone@example.com"]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    scratch.import(
+        &db,
+        "mailto:gone@example.com",
+        "bad",
+        &certificate(&["bad.example.com"], EXPIRY - 90 * DAY, EXPIRY, 20),
+    );
+    scratch.import(
+        &db,
+        "mailto:fine@example.com",
+        "good",
+        &certificate(&["good.example.com"], EXPIRY - 90 * DAY, EXPIRY + 60, 21),
+    );
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(summary_field(&out, "bad_addresses"), 1, "{out}");
+    assert_eq!(summary_field(&out, "sent"), 1, "{out}");
+    assert_eq!(summary_field(&out, "failures"), 0, "{out}");
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 4), &[]);
+    assert_eq!(
+        summary_field(&out, "examined"),
+        0,
+        "the bad address is not retried: {out}"
+    );
+    assert_eq!(server.messages(Some("fine@example.com")).len(), 1);
+    assert!(server.messages(Some("gone@example.com")).is_empty());
+}
+
+/// A registration without a usable mailto: contact is marked like a bad address.
+#[test]
+fn no_usable_contact_is_marked() {
+    let server = TestServer::start(&[]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    let pem = scratch.write(
+        "x.pem",
+        &certificate(&["tel.example.com"], EXPIRY - 90 * DAY, EXPIRY, 30),
+    );
+    // import insists on mailto:, so put the contact in with SQL, as another tool would.
+    scratch
+        .expiration_mailer()
+        .args([
+            "import",
+            "--db",
+            &db,
+            "--contact",
+            "mailto:placeholder@example.com",
+            "--pem",
+        ])
+        .arg(&pem)
+        .assert()
+        .success();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+        sqlx::query("UPDATE registrations SET contact = '[\"tel:+15550100\"]'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(summary_field(&out, "bad_addresses"), 1, "{out}");
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(summary_field(&out, "examined"), 0, "{out}");
+    assert!(server.messages(None).is_empty());
+}
+
+/// `--mails-per-address-per-day 1`: a registration whose only address already had its
+/// message today waits for the next day, also across separate runs; a registration with
+/// another address still reaches that one.
+#[test]
+fn per_address_daily_limit_holds_across_runs() {
+    let server = TestServer::start(&[]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    let import = |contacts: &[&str], name: &str, expires: u64, serial: u64| {
+        let pem = certificate(
+            &[&format!("{name}.example.com")],
+            EXPIRY - 90 * DAY,
+            expires,
+            serial,
+        );
+        let path = scratch.write(&format!("{name}.pem"), &pem);
+        let mut cmd = scratch.expiration_mailer();
+        cmd.args(["import", "--db", &db]);
+        for contact in contacts {
+            cmd.args(["--contact", contact]);
+        }
+        cmd.arg("--pem").arg(&path).assert().success();
+    };
+    // Three registrations (different contact lists) sharing one address.
+    import(&["mailto:busy@example.com"], "a", EXPIRY, 40);
+    import(
+        &["mailto:busy@example.com", "mailto:other@example.com"],
+        "b",
+        EXPIRY + 100,
+        41,
+    );
+    import(&["mailto:BUSY@example.com"], "c", EXPIRY + 200, 42);
+    let limit = ["--mails-per-address-per-day", "1"];
+    // 5 days before expiry at noon, later the same day, then the next day.
+    let noon = EXPIRY - 5 * DAY + DAY / 2;
+    let out = run_at(&scratch, &server, &db, &common::rfc3339(noon), &limit);
+    assert_eq!(summary_field(&out, "sent"), 2, "{out}");
+    assert_eq!(summary_field(&out, "deferred_by_limit"), 1, "{out}");
+    assert_eq!(server.messages(Some("busy@example.com")).len(), 1);
+    assert_eq!(server.messages(Some("other@example.com")).len(), 1);
+
+    let out = run_at(
+        &scratch,
+        &server,
+        &db,
+        &common::rfc3339(noon + 3600),
+        &limit,
+    );
+    assert_eq!(
+        summary_field(&out, "sent"),
+        0,
+        "the count is kept in the store: {out}"
+    );
+    assert_eq!(summary_field(&out, "deferred_by_limit"), 1, "{out}");
+
+    let out = run_at(&scratch, &server, &db, &common::rfc3339(noon + DAY), &limit);
+    assert_eq!(summary_field(&out, "sent"), 1, "a new day: {out}");
+    assert_eq!(server.messages(None).len(), 3);
+}
+
+/// Many registrations over four connections, with the server closing a third of the
+/// sessions at MAIL: every contact gets exactly one reminder.
+#[test]
+fn parallel_sends_deliver_each_reminder_once() {
+    let server = TestServer::start(&["mail:close:35%"]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    let mut pems = Vec::new();
+    for i in 0..24u64 {
+        let pem = certificate(
+            &[&format!("site{i}.example.com")],
+            EXPIRY - 90 * DAY,
+            EXPIRY + i * 60,
+            100 + i,
+        );
+        pems.push(scratch.write(&format!("{i}.pem"), &pem));
+        scratch
+            .expiration_mailer()
+            .args([
+                "import",
+                "--db",
+                &db,
+                "--contact",
+                &format!("mailto:user{i}@example.com"),
+                "--pem",
+            ])
+            .arg(&pems[i as usize])
+            .assert()
+            .success();
+    }
+    let out = run_at(
+        &scratch,
+        &server,
+        &db,
+        &fakeclock(EXPIRY, 5),
+        &["--parallel-sends", "4"],
+    );
+    assert_eq!(summary_field(&out, "sent"), 24, "{out}");
+    assert_eq!(summary_field(&out, "failures"), 0, "{out}");
+    for i in 0..24 {
+        let mail = server.messages(Some(&format!("user{i}@example.com")));
+        assert_eq!(mail.len(), 1, "user{i}: {mail:?}");
+    }
+    assert!(
+        server.faults_injected() > 0,
+        "the server really closed connections"
+    );
+}
+
+/// --dry-run sends nothing and records nothing: a real run afterwards still sends.
+#[test]
+fn dry_run_sends_and_records_nothing() {
+    let server = TestServer::start(&[]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    scratch.import(
+        &db,
+        "mailto:dry@example.com",
+        "d",
+        &certificate(&["dry.example.com"], EXPIRY - 90 * DAY, EXPIRY, 50),
+    );
+    let out = run_at(
+        &scratch,
+        &server,
+        &db,
+        &fakeclock(EXPIRY, 5),
+        &["--dry-run"],
+    );
+    assert!(
+        out.contains("dry run: would remind dry@example.com"),
+        "{out}"
+    );
+    assert!(server.messages(None).is_empty());
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(summary_field(&out, "sent"), 1, "{out}");
+    assert_eq!(server.messages(Some("dry@example.com")).len(), 1);
+}
+
+/// The server cannot be reached at all: exit 1 with one line on stderr; nothing recorded.
+#[test]
+fn unreachable_server_exits_1() {
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    scratch.import(
+        &db,
+        "mailto:x@example.com",
+        "x",
+        &certificate(&["x.example.com"], EXPIRY - 90 * DAY, EXPIRY, 70),
+    );
+    // A port that was just free: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = scratch
+        .expiration_mailer()
+        .env("FAKECLOCK", fakeclock(EXPIRY, 5))
+        .args([
+            "--db",
+            &db,
+            "--smtp-server",
+            "127.0.0.1",
+            "--smtp-port",
+            &port.to_string(),
+        ])
+        .args([
+            "--from",
+            "bot@example.com",
+            "--reconnect-base",
+            "1ms",
+            "--reconnect-max",
+            "2ms",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("expiration-mailer: error: cannot reach the SMTP server"),
+        "{stderr}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = mailer::db::Store::open(&db).await.unwrap();
+        assert_eq!(store.last_reminder("46").await.unwrap(), None);
+        store.close().await;
+    });
+}
+
+/// --cert-limit bounds the certificates examined per window and run; the rest wait for the
+/// next run, oldest expiry first.
+#[test]
+fn cert_limit_caps_each_run() {
+    let server = TestServer::start(&[]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    for i in 0..3u64 {
+        scratch.import(
+            &db,
+            &format!("mailto:limit{i}@example.com"),
+            &format!("l{i}"),
+            &certificate(
+                &[&format!("l{i}.example.com")],
+                EXPIRY - 90 * DAY,
+                EXPIRY + i * 60,
+                80 + i,
+            ),
+        );
+    }
+    let now = fakeclock(EXPIRY, 5);
+    let out = run_at(&scratch, &server, &db, &now, &["--cert-limit", "2"]);
+    assert_eq!(summary_field(&out, "examined"), 2, "{out}");
+    assert_eq!(server.messages(Some("limit0@example.com")).len(), 1);
+    assert_eq!(server.messages(Some("limit1@example.com")).len(), 1);
+    assert!(server.messages(Some("limit2@example.com")).is_empty());
+    let out = run_at(&scratch, &server, &db, &now, &["--cert-limit", "2"]);
+    assert_eq!(summary_field(&out, "examined"), 1, "{out}");
+    assert_eq!(server.messages(Some("limit2@example.com")).len(), 1);
+}
