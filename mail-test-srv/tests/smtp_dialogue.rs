@@ -274,3 +274,29 @@ async fn shutdown_sends_421_to_open_sessions() {
     assert!(reply.text().starts_with("4.3.0"), "{reply:?}");
     shutdown.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_counts_from_the_last_reply() {
+    let server = start(Config {
+        limits: Limits {
+            idle_timeout: std::time::Duration::from_secs(60),
+            ..Limits::default()
+        },
+        ..Config::ephemeral()
+    })
+    .await;
+    let mut c = Client::connect(&server).await;
+    // Activity at 40 s pushes the deadline to 100 s; the first timer (60 s) must not end it,
+    // and the re-armed one must.
+    tokio::time::sleep(std::time::Duration::from_secs(40)).await;
+    c.expect("NOOP", 250).await;
+    let started = tokio::time::Instant::now();
+    let reply = c.reply_untimed().await.unwrap();
+    assert_eq!(reply.code, 421, "{reply:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(59)
+            && waited <= std::time::Duration::from_secs(61),
+        "{waited:?}"
+    );
+}

@@ -60,7 +60,6 @@ pub async fn serve(
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // One timer and one cancellation future for the whole session: re-arming a timer on
     // every read would cost more than the rest of a NOOP. The timer is pushed back lazily.
-    let mut waiting_since: Instant;
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
     let cancelled = shutdown.cancelled();
@@ -115,26 +114,27 @@ pub async fn serve(
         }
         // Idle time counts from when we start waiting, so a slow fault (delay) is not
         // mistaken for a silent client.
-        waiting_since = Instant::now();
-        flow = tokio::select! {
-            biased;
-            _ = &mut cancelled => {
-                session.shutting_down();
-                Flow::Close
-            }
-            read = stream.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => Flow::Continue,
-            },
-            _ = &mut idle_timer => {
-                let deadline = waiting_since + idle;
-                if Instant::now() >= deadline {
-                    Stats::bump(&state.stats().idle_timeouts);
-                    session.idle_timeout();
-                    Flow::Close
-                } else {
+        let waiting_since = Instant::now();
+        flow = loop {
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => {
+                    session.shutting_down();
+                    break Flow::Close;
+                }
+                read = stream.read_buf(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => break Flow::Continue,
+                },
+                _ = &mut idle_timer => {
+                    let deadline = waiting_since + idle;
+                    if Instant::now() >= deadline {
+                        Stats::bump(&state.stats().idle_timeouts);
+                        session.idle_timeout();
+                        break Flow::Close;
+                    }
+                    // An earlier deadline fired; wait for this one.
                     idle_timer.as_mut().reset(deadline);
-                    Flow::Continue
                 }
             }
         };
