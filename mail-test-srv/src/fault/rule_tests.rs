@@ -227,3 +227,70 @@ fn bad_json_rules_are_refused_with_the_same_messages() {
         );
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn stage() -> impl Strategy<Value = Stage> {
+        proptest::sample::select(Stage::ALL.to_vec())
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            Just(Action::Close),
+            Just(Action::Reset),
+            Just(Action::Reply421),
+            Just(Action::Hang),
+            (400u16..=599).prop_map(Action::Reply),
+            (0u64..3_600_000).prop_map(|ms| Action::Delay(Duration::from_millis(ms))),
+        ]
+    }
+
+    fn trigger() -> impl Strategy<Value = Trigger> {
+        let addr = proptest::option::of("[a-z]{1,8}@[a-z]{1,8}\\.com");
+        (
+            proptest::option::of((0u32..=10_000).prop_map(|c| f64::from(c) / 100.0)),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(1..u64::MAX),
+            proptest::option::of(any::<u64>()),
+            addr.clone(),
+            addr,
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(|(chance, first, every, after, from, to, times)| Trigger {
+                chance,
+                first,
+                every,
+                after,
+                from,
+                to,
+                times,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn text_and_json_round_trip(stage in stage(), action in action(), trigger in trigger()) {
+            let rule = FaultRule { stage, action, trigger };
+            let text = rule.to_string();
+            prop_assert_eq!(&text.parse::<FaultRule>().unwrap(), &rule, "via {}", text);
+            let json = serde_json::to_string(&rule).unwrap();
+            prop_assert_eq!(&serde_json::from_str::<FaultRule>(&json).unwrap(), &rule, "via {}", json);
+        }
+
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(text in "\\PC{0,40}") {
+            let _ = text.parse::<FaultRule>();
+            let _ = serde_json::from_str::<FaultRule>(&text);
+        }
+
+        #[test]
+        fn rule_like_text_parses_or_errs_without_panicking(
+            text in "(connect|mail|rcpt|data-end|x)(:(close|421|reply=[0-9]{1,6}|delay=[0-9a-z]{0,5}|accept-close|first=[0-9-]{0,3}|[0-9.]{0,5}%|to=[a-z@]{0,3})){0,4}"
+        ) {
+            let _ = text.parse::<FaultRule>();
+        }
+    }
+}
