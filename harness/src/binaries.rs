@@ -60,8 +60,12 @@ pub fn prepare(needs: Needs, build: bool) -> anyhow::Result<Binaries> {
             needs.packages().join(", "),
             layout.profile
         );
-        let status = Command::new(&cargo)
-            .args(&args)
+        let mut command = Command::new(&cargo);
+        command.args(&args);
+        for name in run_env(std::env::vars_os().map(|(name, _)| name)) {
+            command.env_remove(name);
+        }
+        let status = command
             .status()
             .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
         if !status.success() {
@@ -145,6 +149,29 @@ impl Layout {
     }
 }
 
+/// Variables that `cargo run` / `cargo test` set for the harness itself. Passed on to the inner
+/// `cargo build` they would look like a changed environment to build scripts that watch them
+/// (ring's watches `CARGO_MANIFEST_DIR`), and rebuild half the tree on every run.
+fn run_env(names: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    const EXACT: [&str; 7] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    names
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            EXACT.contains(&name.as_ref())
+                || name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_BIN_EXE_")
+        })
+        .collect()
+}
+
 fn display_args(args: &[OsString]) -> String {
     args.iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -171,6 +198,28 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("--release") && !args.contains("--profile"));
+    }
+
+    #[test]
+    fn only_what_cargo_sets_for_a_run_is_cleared() {
+        let names = [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_BIN_EXE_harness",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO",
+            "PATH",
+        ];
+        let cleared = run_env(names.iter().map(OsString::from));
+        assert_eq!(
+            cleared,
+            [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_PKG_NAME",
+                "CARGO_BIN_EXE_harness"
+            ]
+        );
     }
 
     #[test]
