@@ -51,8 +51,10 @@ impl Settings {
             if config.tls == TlsMode::StartTls && !under_tls {
                 lines.push("STARTTLS".to_owned());
             }
-            // A submission server hides AUTH until the channel is private (RFC 3207 4.2).
-            if auth_on && (under_tls || !config.require_tls) {
+            // A submission server hides AUTH until the channel is private (RFC 3207 4.2);
+            // `require_tls` without any TLS mode cannot be honoured, so it is ignored.
+            let auth_hidden = config.require_tls && config.tls != TlsMode::None && !under_tls;
+            if auth_on && !auth_hidden {
                 lines.push("AUTH PLAIN LOGIN".to_owned());
             }
             let mut out = Vec::new();
