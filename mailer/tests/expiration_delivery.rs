@@ -263,7 +263,7 @@ fn unreachable_server_exits_1() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
-        last.starts_with("expiration-mailer: error: cannot reach the SMTP server"),
+        last.starts_with("expiration-mailer: error: cannot connect to the SMTP server"),
         "{stderr}"
     );
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -259,7 +259,7 @@ fn unreachable_server_exits_1() {
             .lines()
             .last()
             .unwrap_or_default()
-            .contains("cannot reach the SMTP server"),
+            .contains("cannot connect to the SMTP server"),
         "{stderr}"
     );
 }

@@ -19,6 +19,11 @@ pub struct TestServer {
 impl TestServer {
     /// A server with these `--fault` rules (e.g. `rcpt:reply=550:to=bad@example.com`).
     pub fn start(faults: &[&str]) -> TestServer {
+        TestServer::start_with(faults, mail_test_srv::Config::ephemeral())
+    }
+
+    /// Like [`TestServer::start`] on top of `base` (TLS, AUTH...).
+    pub fn start_with(faults: &[&str], base: mail_test_srv::Config) -> TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -31,7 +36,7 @@ impl TestServer {
         let config = mail_test_srv::Config {
             faults,
             seed: Some(7),
-            ..mail_test_srv::Config::ephemeral()
+            ..base
         };
         let handle = runtime
             .block_on(mail_test_srv::start(config))

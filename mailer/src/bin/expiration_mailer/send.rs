@@ -94,7 +94,7 @@ pub async fn send_all(
     {
         tally.failures += left;
         return Err(Fatal::failure(anyhow::anyhow!(
-            "cannot reach the SMTP server ({left} reminder(s) not sent; {} sent before): {e}",
+            "cannot connect to the SMTP server ({left} reminder(s) not sent; {} sent before): {e}",
             tally.sent
         )));
     }

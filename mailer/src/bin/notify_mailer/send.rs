@@ -95,7 +95,7 @@ pub async fn send_all(
             }
             if outcome.sent == 0 {
                 return Err(Fatal::failure(anyhow::anyhow!(
-                    "cannot reach the SMTP server: {e}"
+                    "cannot connect to the SMTP server: {e}"
                 )));
             }
             Ok(outcome)
