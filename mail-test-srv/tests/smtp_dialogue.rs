@@ -101,12 +101,21 @@ async fn unknown_verb_and_bad_arguments() {
     let reply = c.expect("FOO bar", 500).await;
     assert!(reply.text().starts_with("5.5.1"), "{reply:?}");
     c.expect("MAIL TO:<a@b>", 501).await;
-    c.expect("MAIL FROM:<a@b", 501).await;
+    let reply = c.expect("MAIL FROM:<a@b", 501).await;
+    assert!(
+        reply.text().starts_with("5.1.7"),
+        "bad sender syntax: {reply:?}"
+    );
     c.expect("MAIL FROM:<a@b> SIZE=abc", 501).await;
     c.expect("EHLO", 501).await;
     c.expect("DATA now", 501).await;
     // Still serving normally.
     c.expect("MAIL FROM:<a@b>", 250).await;
+    let reply = c.expect("RCPT TO:<no-domain>", 501).await;
+    assert!(
+        reply.text().starts_with("5.1.3"),
+        "bad recipient syntax: {reply:?}"
+    );
 }
 
 #[tokio::test]

@@ -63,6 +63,12 @@ pub enum ParseError {
     /// Known verb, bad arguments: 501 5.5.4 (or 5.1.7 / 5.1.3 for addresses).
     #[error("{0}")]
     Syntax(&'static str),
+    /// A malformed sender address: 501 5.1.7 (RFC 3463 "bad sender's mailbox address syntax").
+    #[error("{0}")]
+    BadSender(&'static str),
+    /// A malformed recipient address: 501 5.1.3 (RFC 3463 "bad destination mailbox address syntax").
+    #[error("{0}")]
+    BadRecipient(&'static str),
     /// A MAIL/RCPT parameter we do not implement: 555 5.5.4 (RFC 5321 4.1.1.11).
     #[error("parameter not recognized")]
     UnknownParam,
@@ -178,9 +184,12 @@ fn mailbox_ok(addr: &str) -> bool {
 fn parse_mail(rest: &[u8]) -> Result<Command<'_>, ParseError> {
     let rest =
         strip_keyword(rest, b"FROM:").ok_or(ParseError::Syntax("syntax: MAIL FROM:<address>"))?;
-    let (from, params_text) = path(rest)?;
+    let (from, params_text) = path(rest).map_err(|e| match e {
+        ParseError::Syntax(why) => ParseError::BadSender(why),
+        other => other,
+    })?;
     if !from.is_empty() && !mailbox_ok(from) {
-        return Err(ParseError::Syntax("bad sender address syntax"));
+        return Err(ParseError::BadSender("bad sender address syntax"));
     }
     let mut params = MailParams::default();
     for param in params_text.split(|&b| b == b' ').filter(|p| !p.is_empty()) {
@@ -216,10 +225,13 @@ fn parse_mail(rest: &[u8]) -> Result<Command<'_>, ParseError> {
 fn parse_rcpt(rest: &[u8]) -> Result<Command<'_>, ParseError> {
     let rest =
         strip_keyword(rest, b"TO:").ok_or(ParseError::Syntax("syntax: RCPT TO:<address>"))?;
-    let (to, params) = path(rest)?;
+    let (to, params) = path(rest).map_err(|e| match e {
+        ParseError::Syntax(why) => ParseError::BadRecipient(why),
+        other => other,
+    })?;
     // RFC 5321 4.5.1: `<postmaster>` without a domain must be accepted.
     if !mailbox_ok(to) && !to.eq_ignore_ascii_case("postmaster") {
-        return Err(ParseError::Syntax("bad recipient address syntax"));
+        return Err(ParseError::BadRecipient("bad recipient address syntax"));
     }
     if !params.is_empty() {
         return Err(ParseError::UnknownParam);
@@ -306,11 +318,11 @@ mod tests {
         ));
         assert!(matches!(
             parse(b"MAIL FROM:<a@b"),
-            Err(ParseError::Syntax(_))
+            Err(ParseError::BadSender(_))
         ));
         assert!(matches!(
             parse(b"MAIL FROM:<nodomain>"),
-            Err(ParseError::Syntax(_))
+            Err(ParseError::BadSender(_))
         ));
         assert!(matches!(
             parse(b"MAIL FROM:<a@b> SIZE=x"),
@@ -318,11 +330,11 @@ mod tests {
         ));
         assert!(matches!(
             parse(b"MAIL FROM:<a@b>junk"),
-            Err(ParseError::Syntax(_))
+            Err(ParseError::BadSender(_))
         ));
         assert!(matches!(
             parse(b"MAIL FROM:<a\xff@b>"),
-            Err(ParseError::Syntax(_))
+            Err(ParseError::BadSender(_))
         ));
         assert_eq!(
             parse(b"MAIL FROM:<a@b> RET=FULL"),
@@ -337,7 +349,10 @@ mod tests {
             parse(b"RCPT TO:<Postmaster>"),
             Ok(Command::Rcpt { to: "Postmaster" })
         );
-        assert!(matches!(parse(b"RCPT TO:<>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse(b"RCPT TO:<>"),
+            Err(ParseError::BadRecipient(_))
+        ));
         assert!(matches!(
             parse(b"RCPT FROM:<x@y>"),
             Err(ParseError::Syntax(_))

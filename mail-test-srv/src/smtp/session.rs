@@ -203,6 +203,14 @@ impl Session {
                 self.error(501, "5.5.4", why);
                 Flow::Continue
             }
+            Err(ParseError::BadSender(why)) => {
+                self.error(501, "5.1.7", why);
+                Flow::Continue
+            }
+            Err(ParseError::BadRecipient(why)) => {
+                self.error(501, "5.1.3", why);
+                Flow::Continue
+            }
             Err(ParseError::UnknownParam) => {
                 reply::push(&mut self.out, 555, "5.5.4", "parameter not recognized");
                 Flow::Continue
