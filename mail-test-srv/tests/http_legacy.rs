@@ -45,26 +45,29 @@ async fn mail_returns_the_nth_record_byte_for_byte() {
     let r = api.get("/mail/0").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-    assert_eq!(r.body, format!("FROM from@x\nTO a@x\n\n{ONE}\n").as_bytes());
+    assert_eq!(
+        r.body,
+        format!("FROM from@x\nTO a@x\n\n{ONE}.\r\n\n").as_bytes()
+    );
     assert_eq!(
         api.get("/mail/1").await.text(),
-        format!("FROM from@x\nTO b@x\n\n{ONE}\n")
+        format!("FROM from@x\nTO b@x\n\n{ONE}.\r\n\n")
     );
     assert_eq!(
         api.get("/mail/2").await.text(),
-        format!("FROM other@x\nTO b@x\n\n{TWO}\n")
+        format!("FROM other@x\nTO b@x\n\n{TWO}.\r\n\n")
     );
     assert_eq!(
         api.get("/mail/1?to=b@x").await.text(),
-        format!("FROM other@x\nTO b@x\n\n{TWO}\n")
+        format!("FROM other@x\nTO b@x\n\n{TWO}.\r\n\n")
     );
     assert_eq!(
         api.get("/mail/0?from=other@x").await.text(),
-        format!("FROM other@x\nTO b@x\n\n{TWO}\n")
+        format!("FROM other@x\nTO b@x\n\n{TWO}.\r\n\n")
     );
     assert_eq!(
         api.get("/mail/0?to=b@x&from=other@x").await.text(),
-        format!("FROM other@x\nTO b@x\n\n{TWO}\n")
+        format!("FROM other@x\nTO b@x\n\n{TWO}.\r\n\n")
     );
     // Go trimmed slashes and took a sign.
     assert_eq!(api.get("/mail/2/").await.status, 200);
@@ -114,7 +117,7 @@ async fn binary_message_bytes_are_passed_through() {
     let data = "Subject: caf\u{e9}\r\n\r\n\u{1f600} 8bit body\r\n";
     api.insert("", &["a@x"], data);
     let r = api.get("/mail/0").await;
-    assert_eq!(r.body, format!("FROM \nTO a@x\n\n{data}\n").as_bytes());
+    assert_eq!(r.body, format!("FROM \nTO a@x\n\n{data}.\r\n\n").as_bytes());
 }
 
 #[tokio::test]

@@ -2,9 +2,9 @@
 //! `test/mail-test-srv/http.go`), so existing test suites keep working unchanged.
 //!
 //! Records are one per recipient. Bodies and status codes follow the Go handlers: empty
-//! bodies on 400/404/405, `N\n` for a count, `FROM ..\nTO ..\n\n<message>\n` for a mail.
-//! One difference: the stored message ends before the final `.\r\n` (the Go server kept it),
-//! since it is the message, not the SMTP framing.
+//! bodies on 400/404/405, `N\n` for a count, `FROM ..\nTO ..\n\n<message>.\r\n\n` for a mail (the
+//! Go server's record kept the terminating dot line).
+//! The store holds the message without that SMTP framing; only this route adds it back.
 
 use axum::extract::State as AxumState;
 use axum::http::{Method, StatusCode, Uri};
@@ -52,7 +52,9 @@ pub(super) async fn mail(AxumState(state): AxumState<State>, uri: Uri) -> Respon
                 Vec::with_capacity(message.data.len() + message.from.len() + to.len() + 16);
             body.extend_from_slice(format!("FROM {}\nTO {to}\n\n", message.from).as_bytes());
             body.extend_from_slice(&message.data);
-            body.push(b'\n');
+            // The Go server kept every DATA line up to and including the terminating dot
+            // line, so its record ended in `.\r\n`; keep those bytes for byte-compatibility.
+            body.extend_from_slice(b".\r\n\n");
             text(StatusCode::OK, body)
         }
         None => text(StatusCode::NOT_FOUND, ""),
