@@ -95,12 +95,13 @@ fn one_file_may_hold_several_certificates_and_a_contact_keeps_its_registration()
         .assert()
         .success()
         .stdout(predicate::str::contains("registration 2"));
+    // --db is accepted before the subcommand too.
     scratch
         .expiration_mailer()
         .args([
-            "import",
             "--db",
             &db,
+            "import",
             "--contact",
             "mailto:b@example.com",
             "--pem",

@@ -11,12 +11,7 @@ use mailer::cli::{SmtpArgs, parse_duration};
 /// certificates in --db. Exit 0 when the run completed (bad addresses included), 1 when the
 /// store or the mail server could not be used, 2 on bad input.
 #[derive(Debug, clap::Parser)]
-#[command(
-    name = "expiration-mailer",
-    version,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
-)]
+#[command(name = "expiration-mailer", version, subcommand_negates_reqs = true)]
 pub struct Args {
     /// The store: sqlite://PATH (created when missing) or mysql://USER:PASS@HOST/DB.
     #[arg(
