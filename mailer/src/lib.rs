@@ -34,7 +34,8 @@
 //! Map of the crate:
 //! - `config`: [`Config`] (server, TLS, credentials, from, backoff, bounds, step timeout).
 //! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`), the
-//!   reconnect loop.
+//!   `send_mail`'s decisions.
+//! - `reconnect`: the bounded reconnect loop with backoff sleeps.
 //! - `session`: one SMTP session driven step by step over lettre's low-level connection.
 //! - `disposition`: the pure retry decision over an SMTP error; the bad-address codes.
 //! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter; the [`Sleeper`].
@@ -58,6 +59,7 @@ mod disposition;
 mod error;
 mod mailer;
 mod message;
+mod reconnect;
 mod session;
 
 pub use backoff::{JITTER, Sleeper, TokioSleeper, backoff_before_jitter, retry_backoff};

@@ -2,40 +2,39 @@
 //! session that survives a flaky server: `send_mail` reconnects and resends on its own).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::backoff::{Sleeper, TokioSleeper, retry_backoff};
+use crate::backoff::{Sleeper, TokioSleeper};
 use crate::clock::Clock;
 use crate::config::{Config, TlsMode};
 use crate::counters::{Counters, CountersSnapshot};
-use crate::disposition::{Cause, Disposition};
+use crate::disposition::Disposition;
 use crate::error::Error;
 use crate::message::{self, parse_from};
+use crate::reconnect::Outage;
 use crate::session::{self, Dialer, StepFailure, reply_text};
 
 /// Sends mail; cheap to clone (an `Arc` inside), so tasks can share one and each open its
 /// own [`Connection`]. Counters are shared by all clones.
 #[derive(Clone, Debug)]
 pub struct Mailer {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: Config,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-    from: Mailbox,
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sleeper: Arc<dyn Sleeper>,
+    pub(crate) from: Mailbox,
     /// Right-hand side of Message-IDs: the sender's domain, as RFC 5322 3.6.4 suggests.
-    from_domain: String,
-    dialer: Dialer,
-    counters: Counters,
+    pub(crate) from_domain: String,
+    pub(crate) dialer: Dialer,
+    pub(crate) counters: Counters,
 }
 
 impl std::fmt::Debug for Inner {
@@ -152,105 +151,6 @@ impl Mailer {
             smtp,
             gave_up: false,
         })
-    }
-
-    /// Opens a session; while the failures are of the reconnect kind, sleeps
-    /// `retry_backoff(i)` before reconnect attempt i of this outage, until the bound.
-    async fn open(&self, outage: &mut Option<Outage>) -> Result<AsyncSmtpConnection, Error> {
-        let inner = &self.inner;
-        let config = &inner.config;
-        loop {
-            if let Some(outage) = outage.as_mut() {
-                let delay = outage.next_delay(config, inner.sleeper.now())?;
-                if !delay.is_zero() {
-                    info!(
-                        attempt = outage.attempts + 1,
-                        ?delay,
-                        "sleeping before reconnecting to {}:{}",
-                        config.server,
-                        config.port
-                    );
-                    inner.sleeper.sleep(delay).await;
-                }
-                outage.attempts += 1;
-                inner.counters.reconnect_attempt();
-            }
-            match inner.dialer.open().await {
-                Ok(conn) => {
-                    if outage.is_some() {
-                        inner.counters.reconnected();
-                        info!("reconnected to {}:{}", config.server, config.port);
-                    }
-                    return Ok(conn);
-                }
-                Err(failure) => {
-                    let cause = failure.cause();
-                    inner.counters.connect_failed(cause);
-                    if failure.disposition() != Disposition::Reconnect {
-                        return Err(failure.into_error());
-                    }
-                    warn!(%cause, "cannot connect: {}", failure.describe());
-                    outage
-                        .get_or_insert_with(|| Outage::start(inner.sleeper.now()))
-                        .record(cause, &failure);
-                }
-            }
-        }
-    }
-}
-
-/// One run of failures, from the first until a connection works again.
-#[derive(Debug)]
-struct Outage {
-    started: Instant,
-    /// Reconnect attempts made so far in this outage.
-    attempts: u32,
-    last_cause: Cause,
-    last: String,
-}
-
-impl Outage {
-    fn start(now: Instant) -> Outage {
-        Outage {
-            started: now,
-            attempts: 0,
-            last_cause: Cause::Other,
-            last: String::new(),
-        }
-    }
-
-    fn record(&mut self, cause: Cause, failure: &StepFailure) {
-        self.last_cause = cause;
-        self.last = failure.describe();
-    }
-
-    /// The sleep before the next reconnect attempt, or `GaveUp` when the bound is reached.
-    fn next_delay(&self, config: &Config, now: Instant) -> Result<Duration, Error> {
-        let elapsed = now.saturating_duration_since(self.started);
-        let past_deadline = config.reconnect_deadline.is_some_and(|d| elapsed >= d);
-        if self.attempts >= config.max_reconnects || past_deadline {
-            return Err(self.gave_up(elapsed));
-        }
-        let delay = retry_backoff(
-            self.attempts,
-            config.reconnect_base,
-            config.reconnect_max,
-            2,
-        );
-        // Never sleep past the deadline: one last attempt right at it instead.
-        Ok(match config.reconnect_deadline {
-            Some(deadline) => delay.min(deadline.saturating_sub(elapsed)),
-            None => delay,
-        })
-    }
-
-    fn gave_up(&self, elapsed: Duration) -> Error {
-        Error::GaveUp {
-            attempts: self.attempts,
-            elapsed,
-            last_cause: self.last_cause,
-            last: self.last.clone(),
-        }
     }
 }
 
@@ -420,33 +320,6 @@ impl Connection {
                 .await
                 .map_err(StepFailure::into_error),
             None => Ok(()),
-        }
-    }
-}
-
-impl Mailer {
-    /// One connection attempt without the backoff loop (see `Connection::gave_up`).
-    async fn open_once_after_giving_up(&self) -> Result<AsyncSmtpConnection, Error> {
-        let inner = &self.inner;
-        inner.counters.reconnect_attempt();
-        match inner.dialer.open().await {
-            Ok(conn) => {
-                inner.counters.reconnected();
-                Ok(conn)
-            }
-            Err(failure) => {
-                let cause = failure.cause();
-                inner.counters.connect_failed(cause);
-                if failure.disposition() != Disposition::Reconnect {
-                    return Err(failure.into_error());
-                }
-                Err(Error::GaveUp {
-                    attempts: 1,
-                    elapsed: Duration::ZERO,
-                    last_cause: cause,
-                    last: failure.describe(),
-                })
-            }
         }
     }
 }

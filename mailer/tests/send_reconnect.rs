@@ -143,3 +143,36 @@ async fn connect_itself_retries_and_respects_a_time_bound() {
     assert!(total >= Duration::from_secs(590), "{total:?}");
     assert!(sleeper.sleeps().len() < 20, "{:?}", sleeper.sleeps());
 }
+
+/// A server that accepts every connection but closes on every MAIL: reconnecting always
+/// works, sending never does; the same bound ends it.
+#[tokio::test]
+async fn a_server_that_always_closes_is_also_bounded() {
+    let server = start_server(&["mail:close:100%"]).await;
+    let sleeper = VirtualSleeper::new();
+    let config = mailer::Config {
+        max_reconnects: 4,
+        ..mailer_config(&server)
+    };
+    let mailer = mailer(config, &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+    let err = conn
+        .send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .expect_err("never accepted");
+    assert!(
+        matches!(
+            err,
+            Error::GaveUp {
+                attempts: 4,
+                last_cause: Cause::Closed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(stored(&server).is_empty());
+    let counters = mailer.counters();
+    assert_eq!(counters.failed(Cause::Closed), 5, "{counters}");
+    assert_eq!(counters.reconnects, 4, "{counters}");
+}

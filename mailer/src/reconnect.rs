@@ -1,0 +1,145 @@
+//! The reconnect loop: after a connection died (or could not be opened), sleep
+//! `retry_backoff(i)` before reconnect attempt i of this outage, within the bound of
+//! attempts and time; then a clear [`Error::GaveUp`].
+
+use std::time::Duration;
+
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::backoff::retry_backoff;
+use crate::config::Config;
+use crate::disposition::{Cause, Disposition};
+use crate::error::Error;
+use crate::mailer::Mailer;
+use crate::session::StepFailure;
+
+impl Mailer {
+    /// Opens a session; while the failures are of the reconnect kind, sleeps
+    /// `retry_backoff(i)` before reconnect attempt i of this outage, until the bound.
+    pub(crate) async fn open(
+        &self,
+        outage: &mut Option<Outage>,
+    ) -> Result<AsyncSmtpConnection, Error> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        loop {
+            if let Some(outage) = outage.as_mut() {
+                let delay = outage.next_delay(config, inner.sleeper.now())?;
+                if !delay.is_zero() {
+                    info!(
+                        attempt = outage.attempts + 1,
+                        ?delay,
+                        "sleeping before reconnecting to {}:{}",
+                        config.server,
+                        config.port
+                    );
+                    inner.sleeper.sleep(delay).await;
+                }
+                outage.attempts += 1;
+                inner.counters.reconnect_attempt();
+            }
+            match inner.dialer.open().await {
+                Ok(conn) => {
+                    if outage.is_some() {
+                        inner.counters.reconnected();
+                        info!("reconnected to {}:{}", config.server, config.port);
+                    }
+                    return Ok(conn);
+                }
+                Err(failure) => {
+                    let cause = failure.cause();
+                    inner.counters.connect_failed(cause);
+                    if failure.disposition() != Disposition::Reconnect {
+                        return Err(failure.into_error());
+                    }
+                    warn!(%cause, "cannot connect: {}", failure.describe());
+                    outage
+                        .get_or_insert_with(|| Outage::start(inner.sleeper.now()))
+                        .record(cause, &failure);
+                }
+            }
+        }
+    }
+
+    /// One connection attempt without the backoff loop (see `Connection::gave_up`).
+    pub(crate) async fn open_once_after_giving_up(&self) -> Result<AsyncSmtpConnection, Error> {
+        let inner = &self.inner;
+        inner.counters.reconnect_attempt();
+        match inner.dialer.open().await {
+            Ok(conn) => {
+                inner.counters.reconnected();
+                Ok(conn)
+            }
+            Err(failure) => {
+                let cause = failure.cause();
+                inner.counters.connect_failed(cause);
+                if failure.disposition() != Disposition::Reconnect {
+                    return Err(failure.into_error());
+                }
+                Err(Error::GaveUp {
+                    attempts: 1,
+                    elapsed: Duration::ZERO,
+                    last_cause: cause,
+                    last: failure.describe(),
+                })
+            }
+        }
+    }
+}
+
+/// One run of failures, from the first until a connection works again.
+#[derive(Debug)]
+pub(crate) struct Outage {
+    started: Instant,
+    /// Reconnect attempts made so far in this outage.
+    attempts: u32,
+    last_cause: Cause,
+    last: String,
+}
+
+impl Outage {
+    pub(crate) fn start(now: Instant) -> Outage {
+        Outage {
+            started: now,
+            attempts: 0,
+            last_cause: Cause::Other,
+            last: String::new(),
+        }
+    }
+
+    pub(crate) fn record(&mut self, cause: Cause, failure: &StepFailure) {
+        self.last_cause = cause;
+        self.last = failure.describe();
+    }
+
+    /// The sleep before the next reconnect attempt, or `GaveUp` when the bound is reached.
+    fn next_delay(&self, config: &Config, now: Instant) -> Result<Duration, Error> {
+        let elapsed = now.saturating_duration_since(self.started);
+        let past_deadline = config.reconnect_deadline.is_some_and(|d| elapsed >= d);
+        if self.attempts >= config.max_reconnects || past_deadline {
+            return Err(self.gave_up(elapsed));
+        }
+        let delay = retry_backoff(
+            self.attempts,
+            config.reconnect_base,
+            config.reconnect_max,
+            2,
+        );
+        // Never sleep past the deadline: one last attempt right at it instead.
+        Ok(match config.reconnect_deadline {
+            Some(deadline) => delay.min(deadline.saturating_sub(elapsed)),
+            None => delay,
+        })
+    }
+
+    fn gave_up(&self, elapsed: Duration) -> Error {
+        Error::GaveUp {
+            attempts: self.attempts,
+            elapsed,
+            last_cause: self.last_cause,
+            last: self.last.clone(),
+        }
+    }
+}
