@@ -54,8 +54,11 @@ pub enum Error {
     /// A non-ASCII address: SMTPUTF8 is not used, so it could not be delivered as written.
     #[error("address {address:?} is not ASCII; internationalised addresses are not supported")]
     NonAsciiAddress { address: String },
-    /// CR or LF in a header value would let the caller's data add headers.
-    #[error("the {header} contains CR or LF, which could inject headers")]
+    /// CR or LF in a header value would let the caller's data add headers (other control
+    /// characters are refused alike).
+    #[error(
+        "the {header} contains CR, LF or another control character, which could inject headers"
+    )]
     HeaderInjection { header: &'static str },
     #[error("a message needs at least one recipient")]
     NoRecipients,

@@ -24,7 +24,7 @@ pub(crate) struct Outgoing {
 
 /// Parses the sender: `"Name <addr@example.com>"` or `"addr@example.com"`, ASCII address.
 pub fn parse_from(from: &str) -> Result<Mailbox, Error> {
-    if from.contains(['\r', '\n']) {
+    if from.chars().any(|c| c.is_control() && c != '\t') {
         return Err(Error::HeaderInjection { header: "From" });
     }
     let mailbox = Mailbox::from_str(from.trim()).map_err(|e| Error::InvalidAddress {
@@ -70,9 +70,10 @@ pub fn new_message_id(domain: &str) -> String {
     format!("<{random:032x}@{domain}>")
 }
 
-/// Checks a header value supplied by the caller.
+/// Checks a header value supplied by the caller: CR/LF would start a new header, and other
+/// control characters (NUL, ESC...) have no place in one either; a tab is folding space.
 fn check_header(header: &'static str, value: &str) -> Result<(), Error> {
-    if value.contains(['\r', '\n']) {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err(Error::HeaderInjection { header });
     }
     Ok(())
@@ -218,7 +219,13 @@ mod tests {
 
     #[test]
     fn cr_or_lf_never_reaches_a_header() {
-        for subject in ["hi\r\nBcc: victim@example.com", "hi\nX: y", "hi\rX: y"] {
+        for subject in [
+            "hi\r\nBcc: victim@example.com",
+            "hi\nX: y",
+            "hi\rX: y",
+            "nul\0byte",
+            "next line\u{85}",
+        ] {
             let err = build_simple(subject, "body").unwrap_err();
             assert!(
                 matches!(err, Error::HeaderInjection { header: "Subject" }),

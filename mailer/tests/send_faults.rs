@@ -91,7 +91,7 @@ async fn a_hung_reply_times_out_and_is_resent() {
     let server = start_server(&["mail:hang:first=1"]).await;
     let sleeper = VirtualSleeper::new();
     let config = mailer::Config {
-        step_timeout: Duration::from_millis(300),
+        step_timeout: Duration::from_secs(1),
         ..mailer_config(&server)
     };
     let mailer = mailer(config, &sleeper);
