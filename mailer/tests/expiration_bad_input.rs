@@ -94,6 +94,30 @@ fn unreadable_password_file() {
 }
 
 #[test]
+fn unreadable_root_ca() {
+    let scratch = Scratch::new();
+    refused(
+        &scratch,
+        None,
+        &[
+            "--from",
+            "a@b.example",
+            "--smtp-tls",
+            "starttls",
+            "--smtp-root-ca",
+            "no-ca.pem",
+        ],
+        &["no-ca.pem"],
+    );
+    refused(
+        &scratch,
+        None,
+        &["--from", "a@b.example", "--smtp-tls", "ssl"],
+        &["ssl"],
+    );
+}
+
+#[test]
 fn missing_from() {
     let scratch = Scratch::new();
     refused(&scratch, None, &[], &["--from"]);

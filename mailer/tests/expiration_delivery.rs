@@ -307,3 +307,26 @@ fn cert_limit_caps_each_run() {
     assert_eq!(summary_field(&out, "examined"), 1, "{out}");
     assert_eq!(server.messages(Some("limit2@example.com")).len(), 1);
 }
+
+/// The server stores the message but its reply is lost (`data-end:accept-close`): the
+/// mailer sends it again, so the contact may get a duplicate (same Message-ID) but never
+/// misses the reminder, and it is recorded once.
+#[test]
+fn lost_reply_repeats_rather_than_skips() {
+    let server = TestServer::start(&["data-end:accept-close:first=1"]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    scratch.import(
+        &db,
+        "mailto:lost@example.com",
+        "l",
+        &certificate(&["lost.example.com"], EXPIRY - 90 * DAY, EXPIRY, 90),
+    );
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(summary_field(&out, "sent"), 1, "{out}");
+    let mail = server.messages(Some("lost@example.com"));
+    assert_eq!(mail.len(), 2, "the first copy was stored before the close");
+    assert_eq!(mail[0]["message_id"], mail[1]["message_id"]);
+    let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(summary_field(&out, "examined"), 0, "recorded once: {out}");
+}
