@@ -60,6 +60,8 @@ async fn run_scenarios(
         close_chance: args.server.close_chance,
         cert_dir: cert_dir.clone(),
         echo: false,
+        // Its `info` logs would only be read in a failure's tail; warnings are enough there.
+        log: "warn",
     };
     let mut services = tokio::select! {
         started = Services::start(servers::table(&binaries, &plan)) => started?,

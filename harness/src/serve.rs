@@ -22,7 +22,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let mut shutdown = Shutdown::new().context("cannot catch SIGINT/SIGTERM")?;
         let work = tempfile::Builder::new().prefix("harness-serve-").tempdir().context("cannot create a temporary folder")?;
         let cert_dir = work.path().join("tls");
-        let plan = Plan { seed, close_chance: args.server.close_chance, cert_dir: cert_dir.clone(), echo: !args.quiet };
+        let plan = Plan { seed, close_chance: args.server.close_chance, cert_dir: cert_dir.clone(), echo: !args.quiet,
+            log: "info" };
         let mut services = tokio::select! {
             started = Services::start(servers::table(&binaries, &plan)) => started?,
             signal = shutdown.recv() => {
@@ -34,7 +35,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let ca = cert_dir.join("ca.pem");
         let tls = Server::from_services(&services, TLS, Some(&ca))?;
         let chance = args.server.close_chance;
-        println!("{PLAIN}:     smtp {}  http http://{}/  (closes {chance}% of connections at MAIL; seed {seed})", plain.smtp, plain.http);
+        println!("{PLAIN}:     smtp {}  http http://{}/  (closes the connection at {chance}% of MAILs; seed {seed})", plain.smtp, plain.http);
         println!("{TLS}: smtp {}  http http://{}/  (implicit TLS; trust {}; same faults)", tls.smtp, tls.http, ca.display());
         println!("Mail: GET /count, /mail/N, /api/v1/messages; faults: /api/v1/events, /api/v1/stats. Ctrl-C stops both.");
         let code = tokio::select! {

@@ -25,6 +25,8 @@ pub struct Plan {
     pub cert_dir: PathBuf,
     /// Copy the servers' logs to stderr.
     pub echo: bool,
+    /// `RUST_LOG` of the servers when the environment sets none.
+    pub log: &'static str,
 }
 
 /// The table: both servers, each ready when it prints `READY smtp=.. http=.. seed=..`.

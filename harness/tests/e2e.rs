@@ -1,0 +1,110 @@
+//! The harness binary end to end: its command line without building anything, and (ignored by
+//! default, because they build mail-test-srv and both mailers first: about a minute on a cold
+//! target) a whole run that must pass and one that must fail with a useful report.
+//! Run those with `cargo test -p harness --test e2e -- --ignored`.
+
+use std::process::{Command, Output};
+
+fn harness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .expect("cannot run the harness")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn help_lists_the_subcommands_and_flags() {
+    let output = harness(&["--help"]);
+    assert!(output.status.success());
+    let help = text(&output);
+    for word in [
+        "run",
+        "serve",
+        "--seed",
+        "--close-chance",
+        "--scenario",
+        "--keep-going",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+}
+
+#[test]
+fn a_bad_flag_is_refused_before_anything_is_built() {
+    let output = harness(&["--close-chance", "101"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("101"));
+    let output = harness(&["--scenario", "everything"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output).contains("expiration"),
+        "the error lists the scenarios: {}",
+        text(&output)
+    );
+}
+
+#[test]
+#[ignore = "builds mail-test-srv and the mailers; CI runs `cargo run -p harness` anyway"]
+fn a_whole_run_with_a_fixed_seed_passes() {
+    let output = harness(&["--seed", "20261128"]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    for scenario in ["expiration", "notify", "exactly-once", "tls"] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(scenario) && l.contains(" ok ")),
+            "{scenario} did not pass:\n{report}"
+        );
+    }
+    assert!(
+        report.contains("all 4 scenario(s) passed (seed 20261128)"),
+        "{report}"
+    );
+}
+
+#[test]
+#[ignore = "builds mail-test-srv and the mailers; CI runs `cargo run -p harness` anyway"]
+fn a_server_that_drops_every_connection_fails_the_run_with_the_seed() {
+    // Every MAIL is closed: the mailer gives up after its reconnect bound and the scenario fails.
+    let output = harness(&[
+        "--seed",
+        "9",
+        "--close-chance",
+        "100",
+        "--scenario",
+        "notify",
+        "--scenario",
+        "tls",
+    ]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("notify") && l.contains("FAILED")),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("tls") && l.contains("skipped")),
+        "{report}"
+    );
+    assert!(
+        report.contains("scenario notify FAILED (seed 9)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("reproduce with: cargo run -p harness -- --seed 9 --close-chance 100 --scenario notify --scenario tls"),
+        "{report}"
+    );
+}
