@@ -36,7 +36,8 @@
 //! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`), the
 //!   `send_mail`'s decisions.
 //! - `reconnect`: the bounded reconnect loop with backoff sleeps.
-//! - `session`: one SMTP session driven step by step over lettre's low-level connection.
+//! - `session`: opening one SMTP session over lettre's low-level connection; step failures.
+//! - `transaction`: MAIL/RCPT/DATA (pipelined when offered), the content, RSET, QUIT.
 //! - `disposition`: the pure retry decision over an SMTP error; the bad-address codes.
 //! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter; the [`Sleeper`].
 //! - `message`: building the RFC 5322 message (headers, quoted-printable body).
@@ -61,6 +62,7 @@ mod mailer;
 mod message;
 mod reconnect;
 mod session;
+mod transaction;
 
 pub use backoff::{JITTER, Sleeper, TokioSleeper, backoff_before_jitter, retry_backoff};
 pub use clock::{Clock, ClockError, FixedClock, SystemClock, clock_from_env, parse_fakeclock};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tracing::{debug, info, warn};
 
@@ -17,7 +17,8 @@ use crate::disposition::Disposition;
 use crate::error::Error;
 use crate::message::{self, parse_from};
 use crate::reconnect::Outage;
-use crate::session::{self, Dialer, StepFailure, reply_text};
+use crate::session::{self, Dialer, Session, StepFailure, reply_text};
+use crate::transaction;
 
 /// Sends mail; cheap to clone (an `Arc` inside), so tasks can share one and each open its
 /// own [`Connection`]. Counters are shared by all clones.
@@ -158,7 +159,7 @@ impl Mailer {
 pub struct Connection {
     mailer: Mailer,
     /// `None` in dry-run mode, and after the session died until the next send reconnects.
-    smtp: Option<AsyncSmtpConnection>,
+    smtp: Option<Session>,
     /// The last send gave up reconnecting: the next one tries once instead of a whole
     /// bounded loop again, so a caller working through a list against a dead server
     /// fails fast (and recovers as soon as the server is back).
@@ -242,7 +243,7 @@ impl Connection {
                 }
             };
             attempts += 1;
-            let failure = match session::transact(smtp, &outgoing, timeout).await {
+            let failure = match transaction::transact(smtp, &outgoing, timeout).await {
                 Ok(()) => {
                     inner.counters.sent();
                     debug!(message_id, attempts, "sent");
@@ -265,15 +266,19 @@ impl Connection {
                 }
                 Disposition::BadAddress(code) => {
                     inner.counters.bad_address();
-                    let address = match failure.recipient {
-                        Some(i) => outgoing.to[i].0.clone(),
+                    let address = match failure.recipient.and_then(|i| outgoing.to.get(i)) {
+                        Some((raw, _)) => raw.clone(),
                         None => to.join(", "),
                     };
                     let message = match &failure.kind {
                         session::FailureKind::Smtp(e) => reply_text(e),
                         _ => String::new(),
                     };
-                    self.reset().await;
+                    if failure.abandon {
+                        self.smtp = None;
+                    } else {
+                        self.reset().await;
+                    }
                     return Err(Error::BadAddress {
                         address,
                         code,
@@ -282,7 +287,7 @@ impl Connection {
                 }
                 Disposition::Fatal => {
                     inner.counters.failed(cause);
-                    if failure.session_in_step() {
+                    if failure.session_in_step() && !failure.abandon {
                         self.reset().await;
                     } else {
                         self.smtp = None;
@@ -297,7 +302,7 @@ impl Connection {
     async fn reset(&mut self) {
         let timeout = self.mailer.inner.config.step_timeout;
         if let Some(smtp) = self.smtp.as_mut()
-            && let Err(failure) = session::rset(smtp, timeout).await
+            && let Err(failure) = transaction::rset(smtp, timeout).await
         {
             debug!(
                 "RSET failed, dropping the connection: {}",
@@ -316,7 +321,7 @@ impl Connection {
     pub async fn close(mut self) -> Result<(), Error> {
         let timeout = self.mailer.inner.config.step_timeout;
         match self.smtp.as_mut() {
-            Some(smtp) => session::quit(smtp, timeout)
+            Some(smtp) => transaction::quit(smtp, timeout)
                 .await
                 .map_err(StepFailure::into_error),
             None => Ok(()),

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -13,15 +12,12 @@ use crate::config::Config;
 use crate::disposition::{Cause, Disposition};
 use crate::error::Error;
 use crate::mailer::Mailer;
-use crate::session::StepFailure;
+use crate::session::{Session, StepFailure};
 
 impl Mailer {
     /// Opens a session; while the failures are of the reconnect kind, sleeps
     /// `retry_backoff(i)` before reconnect attempt i of this outage, until the bound.
-    pub(crate) async fn open(
-        &self,
-        outage: &mut Option<Outage>,
-    ) -> Result<AsyncSmtpConnection, Error> {
+    pub(crate) async fn open(&self, outage: &mut Option<Outage>) -> Result<Session, Error> {
         let inner = &self.inner;
         let config = &inner.config;
         loop {
@@ -64,7 +60,7 @@ impl Mailer {
     }
 
     /// One connection attempt without the backoff loop (see `Connection::gave_up`).
-    pub(crate) async fn open_once_after_giving_up(&self) -> Result<AsyncSmtpConnection, Error> {
+    pub(crate) async fn open_once_after_giving_up(&self) -> Result<Session, Error> {
         let inner = &self.inner;
         inner.counters.reconnect_attempt();
         match inner.dialer.open().await {

