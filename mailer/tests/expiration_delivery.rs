@@ -45,24 +45,26 @@ fn no_usable_contact_is_marked() {
     let server = TestServer::start(&[]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    let pem = scratch.write(
-        "x.pem",
+    // import insists on mailto:, so the contacts are changed with SQL afterwards, as
+    // another tool (or a damaged row) would leave them.
+    scratch.import(
+        &db,
+        "mailto:one@example.com",
+        "tel",
         &certificate(&["tel.example.com"], EXPIRY - 90 * DAY, EXPIRY, 30),
     );
-    // import insists on mailto:, so put the contact in with SQL, as another tool would.
-    scratch
-        .expiration_mailer()
-        .args([
-            "import",
-            "--db",
-            &db,
-            "--contact",
-            "mailto:placeholder@example.com",
-            "--pem",
-        ])
-        .arg(&pem)
-        .assert()
-        .success();
+    scratch.import(
+        &db,
+        "mailto:two@example.com",
+        "junk",
+        &certificate(&["junk.example.com"], EXPIRY - 90 * DAY, EXPIRY, 31),
+    );
+    scratch.import(
+        &db,
+        "mailto:fine@example.com",
+        "fine",
+        &certificate(&["fine.example.com"], EXPIRY - 90 * DAY, EXPIRY, 32),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -70,17 +72,26 @@ fn no_usable_contact_is_marked() {
     rt.block_on(async {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&db).await.unwrap();
-        sqlx::query("UPDATE registrations SET contact = '[\"tel:+15550100\"]'")
+        sqlx::query("UPDATE registrations SET contact = '[\"tel:+15550100\"]' WHERE id = 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE registrations SET contact = 'not json' WHERE id = 2")
             .execute(&pool)
             .await
             .unwrap();
         pool.close().await;
     });
     let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
-    assert_eq!(summary_field(&out, "bad_addresses"), 1, "{out}");
+    assert_eq!(summary_field(&out, "bad_addresses"), 2, "{out}");
+    assert_eq!(
+        summary_field(&out, "sent"),
+        1,
+        "the others still get theirs: {out}"
+    );
     let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
     assert_eq!(summary_field(&out, "examined"), 0, "{out}");
-    assert!(server.messages(None).is_empty());
+    assert_eq!(server.messages(None).len(), 1);
 }
 
 /// `--mails-per-address-per-day 1`: a registration whose only address already had its

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use mailer::cli::{Fatal, unix_seconds};
-use mailer::db::{ExpiringCertificate, Store};
+use mailer::db::{ExpiringCertificate, Store, StoreError};
 
 use crate::certs::names_from_der;
 use crate::templates::{MAX_LISTED_DOMAINS, ReminderData};
@@ -73,8 +73,17 @@ pub async fn select(
             groups[slot].1.push(cert);
         }
         for (registration_id, certs) in groups {
-            let contacts = store.registration_contacts(registration_id).await?;
-            let addresses = mailto_addresses(contacts.as_deref().unwrap_or_default());
+            let contacts = match store.registration_contacts(registration_id).await {
+                Ok(contacts) => contacts.unwrap_or_default(),
+                // One damaged row must not stop everyone's reminders: it has no usable
+                // contact, like a registration without mailto:.
+                Err(e @ StoreError::BadContact { .. }) => {
+                    tracing::warn!("{e}");
+                    Vec::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let addresses = mailto_addresses(&contacts);
             let serials: Vec<String> = certs.iter().map(|c| c.serial.clone()).collect();
             if addresses.is_empty() {
                 selection.no_contact_registrations += 1;
