@@ -61,8 +61,18 @@ pub struct Store {
 impl Store {
     /// Opens (and for SQLite creates) the store at `url`, then applies the migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, true).await
+    }
+
+    /// Opens an existing store: an SQLite file that is not there is an error instead of a
+    /// new empty store (for readers such as notify-mailer's `id` lookup).
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, false).await
+    }
+
+    async fn open_with(url: &str, create: bool) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (effective, sqlite) = normalise_url(url)?;
+        let (effective, sqlite) = normalise_url(url, create)?;
         let options = AnyConnectOptions::from_str(&effective).map_err(|e| StoreError::BadUrl {
             url: redact(url),
             reason: e.to_string(),
@@ -135,7 +145,8 @@ impl Store {
 
 /// Checks the scheme and, for SQLite, asks for the file to be created when missing.
 /// Returns the URL to connect to and whether it is SQLite.
-fn normalise_url(url: &str) -> Result<(String, bool), StoreError> {
+fn normalise_url(url: &str, create: bool) -> Result<(String, bool), StoreError> {
+    let mode = if create { "mode=rwc" } else { "mode=rw" };
     let bad = |reason: &str| StoreError::BadUrl {
         url: redact(url),
         reason: reason.to_owned(),
@@ -152,9 +163,9 @@ fn normalise_url(url: &str) -> Result<(String, bool), StoreError> {
             if path.contains("mode=") {
                 Ok((url.to_owned(), true))
             } else if path.contains('?') {
-                Ok((format!("{url}&mode=rwc"), true))
+                Ok((format!("{url}&{mode}"), true))
             } else {
-                Ok((format!("{url}?mode=rwc"), true))
+                Ok((format!("{url}?{mode}"), true))
             }
         }
         "mysql" | "mariadb" => {
@@ -187,23 +198,29 @@ mod tests {
     #[test]
     fn sqlite_urls_get_create_mode() {
         assert_eq!(
-            normalise_url("sqlite://x.db").unwrap(),
+            normalise_url("sqlite://x.db", true).unwrap(),
             ("sqlite://x.db?mode=rwc".to_owned(), true)
         );
         assert_eq!(
-            normalise_url("sqlite:///tmp/x.db?cache=shared").unwrap().0,
+            normalise_url("sqlite:///tmp/x.db?cache=shared", true)
+                .unwrap()
+                .0,
             "sqlite:///tmp/x.db?cache=shared&mode=rwc"
         );
         assert_eq!(
-            normalise_url("sqlite://x.db?mode=ro").unwrap().0,
+            normalise_url("sqlite://x.db?mode=ro", true).unwrap().0,
             "sqlite://x.db?mode=ro"
+        );
+        assert_eq!(
+            normalise_url("sqlite://x.db", false).unwrap().0,
+            "sqlite://x.db?mode=rw"
         );
     }
 
     #[test]
     fn bad_urls_are_usage_errors() {
         for url in ["postgres://a/b", "nothing", "sqlite://", "mysql:"] {
-            let err = normalise_url(url).unwrap_err();
+            let err = normalise_url(url, true).unwrap_err();
             assert!(err.is_usage(), "{url}: {err}");
         }
     }

@@ -173,6 +173,19 @@ fn registration_ids_resolve_through_the_store() {
         assert_eq!(mail.len(), 1, "{address}");
         assert_eq!(server.text(&mail[0]).trim_end(), "Plan gold for account 1");
     }
+    // Without a store there is nothing to resolve: exit 1, and no empty store is left behind.
+    scratch
+        .notify_mailer()
+        .arg("--recipients")
+        .arg(&list)
+        .arg("--body")
+        .arg(&body)
+        .args(["--subject", "Plan"])
+        .args(send_flags(&server))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot open the store"));
+    assert!(!scratch.path("expiration-mailer.sqlite").exists());
     // An id with no registration is an error naming the line.
     let list = scratch.write("missing.csv", "id\n1\n99\n");
     scratch

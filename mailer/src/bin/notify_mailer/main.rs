@@ -88,7 +88,7 @@ async fn resolve(args: &Args, list: List) -> Result<Vec<(String, Row)>, Fatal> {
     if list.key == KeyColumn::Email {
         return Ok(list.rows.into_iter().map(|r| (r.key, r.columns)).collect());
     }
-    let store = Store::open(&args.db).await?;
+    let store = Store::open_existing(&args.db).await?;
     let mut rows = Vec::new();
     for row in list.rows {
         // read_list checked the id already.
