@@ -169,3 +169,84 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Poisoning means a worker panicked mid-update; the data (counters, a queue) stays usable.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dry_mailer() -> Arc<Mailer> {
+        let config = mailer::Config {
+            from: "sender@example.com".into(),
+            dry_run: true,
+            ..mailer::Config::default()
+        };
+        Arc::new(Mailer::new(config, Arc::new(mailer::SystemClock)).expect("dry-run mailer"))
+    }
+
+    fn messages(n: usize) -> Vec<Message> {
+        (0..n)
+            .map(|i| Message {
+                address: format!("r{i}@example.com"),
+                subject: "s".into(),
+                body: "b".into(),
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sleep_pauses_after_each_message_per_connection() {
+        let start = tokio::time::Instant::now();
+        let pause = Duration::from_secs(10);
+        let outcome = send_all(
+            dry_mailer(),
+            messages(3),
+            1,
+            pause,
+            true,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("sent");
+        assert_eq!(outcome.sent, 3);
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+
+        // Three connections share the list: one pause each.
+        let start = tokio::time::Instant::now();
+        let outcome = send_all(
+            dry_mailer(),
+            messages(3),
+            3,
+            pause,
+            true,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("sent");
+        assert_eq!(outcome.sent, 3);
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancelling_stops_before_the_next_message() {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            stop.cancel();
+        });
+        let outcome = send_all(
+            dry_mailer(),
+            messages(5),
+            1,
+            Duration::from_secs(10),
+            true,
+            cancel,
+        )
+        .await
+        .expect("sent");
+        // Sent at 0s and 10s; cancelled during the second pause.
+        assert_eq!(outcome.sent, 2);
+        assert_eq!(outcome.skipped, 3);
+        assert!(outcome.failed.is_empty());
+    }
+}
