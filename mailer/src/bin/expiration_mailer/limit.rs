@@ -75,3 +75,46 @@ impl Limiter {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reservations_respect_the_stored_count_and_can_be_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("s.sqlite").display());
+        let store = Store::open(&url).await.expect("store");
+        // Earlier today, one message to a@ was recorded by another run.
+        store
+            .record_reminder(&[], 0, &["a@example.com".to_owned()], 5)
+            .await
+            .expect("record");
+        let both = vec!["A@example.com".to_owned(), "b@example.com".to_owned()];
+
+        let limiter = Limiter::new(2, 5);
+        assert_eq!(limiter.reserve(&store, &both).await.unwrap(), both);
+        // a@ is at 2 now (one stored, one reserved); b@ at 1.
+        assert_eq!(
+            limiter.reserve(&store, &both).await.unwrap(),
+            ["b@example.com"]
+        );
+        assert!(limiter.reserve(&store, &both).await.unwrap().is_empty());
+        limiter.release(&["b@example.com".to_owned()]);
+        assert_eq!(
+            limiter.reserve(&store, &both).await.unwrap(),
+            ["b@example.com"]
+        );
+
+        // Another day starts from zero; 0 means no limit.
+        assert_eq!(
+            Limiter::new(1, 6).reserve(&store, &both).await.unwrap(),
+            both
+        );
+        let unlimited = Limiter::new(0, 5);
+        for _ in 0..5 {
+            assert_eq!(unlimited.reserve(&store, &both).await.unwrap(), both);
+        }
+        store.close().await;
+    }
+}
