@@ -222,29 +222,26 @@ impl Connection {
         let mut outage: Option<Outage> = None;
         let mut attempts = 0;
         loop {
-            let smtp = match self.smtp.as_mut() {
-                Some(smtp) => smtp,
+            // Taken out for the transaction and put back only when it ended cleanly: if
+            // this future is dropped half-way (a caller's timeout or shutdown), the session,
+            // possibly in the middle of a command, goes with it instead of being reused
+            // out of step with the server.
+            let mut session = match self.smtp.take() {
+                Some(session) => session,
                 None => {
                     let opened = if self.gave_up {
                         self.mailer.open_once_after_giving_up().await
                     } else {
                         self.mailer.open(&mut outage).await
                     };
-                    match opened {
-                        Ok(smtp) => {
-                            self.gave_up = false;
-                            self.smtp.insert(smtp)
-                        }
-                        Err(e) => {
-                            self.gave_up = matches!(e, Error::GaveUp { .. });
-                            return Err(e);
-                        }
-                    }
+                    self.gave_up = matches!(opened, Err(Error::GaveUp { .. }));
+                    opened?
                 }
             };
             attempts += 1;
-            let failure = match transaction::transact(smtp, &outgoing, timeout).await {
+            let failure = match transaction::transact(&mut session, &outgoing, timeout).await {
                 Ok(()) => {
+                    self.smtp = Some(session);
                     inner.counters.sent();
                     debug!(message_id, attempts, "sent");
                     return Ok(Sent {
@@ -259,7 +256,7 @@ impl Connection {
                 Disposition::Reconnect => {
                     inner.counters.failed(cause);
                     warn!(%cause, message_id, "will reconnect and resend: {}", failure.describe());
-                    self.smtp = None;
+                    drop(session);
                     outage
                         .get_or_insert_with(|| Outage::start(inner.sleeper.now()))
                         .record(cause, &failure);
@@ -274,10 +271,8 @@ impl Connection {
                         session::FailureKind::Smtp(e) => reply_text(e),
                         _ => String::new(),
                     };
-                    if failure.abandon {
-                        self.smtp = None;
-                    } else {
-                        self.reset().await;
+                    if !failure.abandon {
+                        self.smtp = reset(session, timeout).await;
                     }
                     return Err(Error::BadAddress {
                         address,
@@ -288,27 +283,11 @@ impl Connection {
                 Disposition::Fatal => {
                     inner.counters.failed(cause);
                     if failure.session_in_step() && !failure.abandon {
-                        self.reset().await;
-                    } else {
-                        self.smtp = None;
+                        self.smtp = reset(session, timeout).await;
                     }
                     return Err(failure.into_error());
                 }
             }
-        }
-    }
-
-    /// RSET; a session that cannot even do that is dropped (the next send reconnects).
-    async fn reset(&mut self) {
-        let timeout = self.mailer.inner.config.step_timeout;
-        if let Some(smtp) = self.smtp.as_mut()
-            && let Err(failure) = transaction::rset(smtp, timeout).await
-        {
-            debug!(
-                "RSET failed, dropping the connection: {}",
-                failure.describe()
-            );
-            self.smtp = None;
         }
     }
 
@@ -325,6 +304,21 @@ impl Connection {
                 .await
                 .map_err(StepFailure::into_error),
             None => Ok(()),
+        }
+    }
+}
+
+/// RSET; gives the session back, or drops it when it cannot even do that (the next send
+/// reconnects).
+async fn reset(mut session: Session, timeout: std::time::Duration) -> Option<Session> {
+    match transaction::rset(&mut session, timeout).await {
+        Ok(()) => Some(session),
+        Err(failure) => {
+            debug!(
+                "RSET failed, dropping the connection: {}",
+                failure.describe()
+            );
+            None
         }
     }
 }

@@ -140,3 +140,34 @@ async fn a_thousand_messages_at_close_chance_35_arrive_exactly_once() {
     assert_eq!(counters.failed_total(), injected, "{counters}");
     assert_eq!(counters.reconnects, injected, "{counters}");
 }
+
+/// A caller that gives up on a send (its own timeout, a shutdown) drops the future half-way;
+/// the session it was using must not be reused out of step with the server.
+#[tokio::test]
+async fn a_send_cancelled_half_way_does_not_poison_the_connection() {
+    let server = start_server(&["mail:hang:first=1"]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let mut conn = mailer.connect().await.unwrap();
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(200),
+        conn.send_mail(&to(&["user@example.com"]), "first", "x"),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the hung MAIL outlives the caller's patience"
+    );
+    assert!(
+        !conn.is_open(),
+        "the half-used session was dropped with the future"
+    );
+    let sent = conn
+        .send_mail(&to(&["user@example.com"]), "second", "y")
+        .await
+        .expect("a fresh session");
+    assert_eq!(sent.attempts, 1);
+    let stored = stored(&server);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].subject.as_deref(), Some("second"));
+}
