@@ -84,13 +84,21 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
     args.extend(server.smtp().flags(FROM));
     for (label, days, want) in RUNS {
         let now = expiry - Duration::days(days);
-        let fakeclock = humantime::format_rfc3339_seconds(now.into()).to_string();
+        let fakeclock = rfc3339(now);
         let ran = mailers::run(&program, &args, &[("FAKECLOCK", fakeclock.clone())], &dir).await?;
         let held = server.api.count(Some(&contact)).await?;
         if held != want {
+            let faults = server
+                .api
+                .stats()
+                .await
+                .map(|s| s.faults.describe())
+                .unwrap_or_default();
             bail!(
-                "after the run at {label} (FAKECLOCK={fakeclock}, expiry {expiry}) {contact} should hold {want} \
-                 reminder(s); the server has {held}. The mailer said: {}",
+                "after the run at {label} (FAKECLOCK={fakeclock}, expiry {}) {contact} should hold {want} \
+                 reminder(s); the server has {held} (faults injected so far by stage: {faults}). \
+                 The mailer said: {}",
+                rfc3339(expiry),
                 ran.stdout.trim()
             );
         }
@@ -144,9 +152,9 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
             (stamped - expected).abs() <= 3600,
             "a reminder is dated {} but was sent under FAKECLOCK {}",
             OffsetDateTime::from_unix_timestamp(stamped)
-                .map(|t| t.to_string())
+                .map(rfc3339)
                 .unwrap_or_default(),
-            sent_at
+            rfc3339(*sent_at)
         );
         ids.push(mail.message_id.context("a reminder has no Message-ID")?);
     }
@@ -156,4 +164,9 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
         ids
     );
     Ok(BTreeMap::from([(contact, 2), (later, 0)]))
+}
+
+/// `2027-01-14T12:00:00Z`, the form FAKECLOCK takes.
+fn rfc3339(time: OffsetDateTime) -> String {
+    humantime::format_rfc3339_seconds(time.into()).to_string()
 }
