@@ -300,7 +300,7 @@ impl Session {
     }
 
     fn store(&mut self, tx: Transaction, receiver: DataReceiver) -> u64 {
-        let data = Bytes::from(receiver.into_body());
+        let data = receiver.into_body();
         let stats = self.state.stats();
         Stats::bump(&stats.messages);
         stats
