@@ -27,14 +27,17 @@
 //! Clock (SystemClock, FixedClock), clock_from_env(), parse_fakeclock() -> ClockError
 //! ```
 //!
+//! Per message: two round trips when the server offers PIPELINING (MAIL + RCPT + DATA in one
+//! write, then the content in one write), no NOOP, no reconnect check.
+//!
 //! Delivery is at-least-once: when the reply to the final dot is lost (the server stored
 //! the message, then the connection died), the message is resent with the same
 //! Message-ID, so a duplicate can be recognised.
 //!
 //! Map of the crate:
 //! - `config`: [`Config`] (server, TLS, credentials, from, backoff, bounds, step timeout).
-//! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`), the
-//!   `send_mail`'s decisions.
+//! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`) and
+//!   what `send_mail` does about each failure.
 //! - `reconnect`: the bounded reconnect loop with backoff sleeps.
 //! - `session`: opening one SMTP session over lettre's low-level connection; step failures.
 //! - `transaction`: MAIL/RCPT/DATA (pipelined when offered), the content, RSET, QUIT.

@@ -176,17 +176,25 @@ impl Dialer {
         // lettre keeps only the EHLO keywords it uses, PIPELINING not among them, so ask
         // again (before AUTH: a new EHLO after it may drop the authentication). One round
         // trip per connection buys two per message.
-        let ehlo = step(
+        let pipelining = match step(
             t,
             Step::Connect,
             conn.command(Ehlo::new(self.hello.clone())),
         )
-        .await?;
-        let pipelining = ehlo.message().skip(1).any(|line| {
-            line.split_whitespace()
-                .next()
-                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
-        });
+        .await
+        {
+            Ok(ehlo) => ehlo.message().skip(1).any(|line| {
+                line.split_whitespace()
+                    .next()
+                    .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+            }),
+            // A server that answered the first EHLO but refuses a second one (RFC 5321
+            // allows it; some do not) gets the plain one-command-at-a-time dialogue.
+            Err(failure) if failure.session_in_step() && failure.cause() != Cause::Reply421 => {
+                false
+            }
+            Err(failure) => return Err(failure),
+        };
         if let Some(credentials) = &self.credentials {
             step(
                 t,
