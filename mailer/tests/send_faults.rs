@@ -6,6 +6,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use mail_test_srv::fault::{Action, Stage};
 use mailer::Cause;
 use support::*;
 
@@ -132,8 +133,14 @@ async fn a_thousand_messages_at_close_chance_35_arrive_exactly_once() {
     let unique: HashSet<String> = stored_ids.into_iter().collect();
     assert_eq!(unique, sent_ids, "each Message-ID stored once");
 
-    let injected = server.state().faults().events().len() as u64;
+    let faults = server.state().faults();
+    let injected = faults.injected(Stage::Mail, Action::Close.kind_index());
     assert!(injected > 0, "the fault engine injected closes");
+    assert_eq!(
+        faults.events().len() as u64,
+        injected,
+        "one event per fault"
+    );
     let counters = mailer.counters();
     assert_eq!(counters.sent, 1000);
     assert_eq!(counters.failed(Cause::Closed), injected, "{counters}");
