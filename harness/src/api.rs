@@ -118,13 +118,8 @@ impl Api {
         &self.base
     }
 
-    /// Status and body of a request; `query` is percent-encoded by ureq.
-    async fn call(
-        &self,
-        method: &'static str,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> anyhow::Result<(u16, String)> {
+    /// Status and body of a GET; `query` is percent-encoded by ureq.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
         let url = format!("{}{path}", self.base);
         let agent = self.agent.clone();
         let query: Vec<(String, String)> = query
@@ -133,16 +128,13 @@ impl Api {
             .collect();
         let shown = url.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
-            let mut response = match method {
-                "POST" => agent.post(&url).query_pairs(query).send_empty()?,
-                _ => agent.get(&url).query_pairs(query).call()?,
-            };
+            let mut response = agent.get(&url).query_pairs(query).call()?;
             let status = response.status().as_u16();
             Ok((status, response.body_mut().read_to_string()?))
         })
         .await
         .context("the HTTP task failed")?;
-        result.with_context(|| format!("{method} {shown}"))
+        result.with_context(|| format!("GET {shown}"))
     }
 
     async fn json<T: DeserializeOwned>(
@@ -150,7 +142,7 @@ impl Api {
         path: &str,
         query: &[(&str, &str)],
     ) -> anyhow::Result<T> {
-        let (status, body) = self.call("GET", path, query).await?;
+        let (status, body) = self.get(path, query).await?;
         if status != 200 {
             bail!("GET {path}: status {status}: {}", body.trim());
         }
@@ -161,7 +153,7 @@ impl Api {
     /// `GET /count[?to=]`: records (message × recipient) stored.
     pub async fn count(&self, to: Option<&str>) -> anyhow::Result<usize> {
         let query: Vec<(&str, &str)> = to.map(|to| ("to", to)).into_iter().collect();
-        let (status, body) = self.call("GET", "/count", &query).await?;
+        let (status, body) = self.get("/count", &query).await?;
         if status != 200 {
             bail!("GET /count: status {status}");
         }
@@ -174,7 +166,7 @@ impl Api {
     pub async fn mail(&self, index: usize, to: Option<&str>) -> anyhow::Result<Option<Record>> {
         let query: Vec<(&str, &str)> = to.map(|to| ("to", to)).into_iter().collect();
         let path = format!("/mail/{index}");
-        let (status, body) = self.call("GET", &path, &query).await?;
+        let (status, body) = self.get(&path, &query).await?;
         match status {
             200 => Record::parse(&body)
                 .with_context(|| format!("GET {path}"))
@@ -225,15 +217,6 @@ impl Api {
 
     pub async fn stats(&self) -> anyhow::Result<Stats> {
         self.json("/api/v1/stats", &[]).await
-    }
-
-    /// `POST /api/v1/reset`: messages, events and trigger counters.
-    pub async fn reset(&self) -> anyhow::Result<()> {
-        let (status, body) = self.call("POST", "/api/v1/reset", &[]).await?;
-        if status != 200 {
-            bail!("POST /api/v1/reset: status {status}: {}", body.trim());
-        }
-        Ok(())
     }
 }
 
