@@ -238,7 +238,12 @@ impl Record {
         Ok(Record {
             from: from.to_owned(),
             to: to.to_owned(),
-            raw: raw.strip_suffix('\n').unwrap_or(raw).to_owned(),
+            // The record ends with the SMTP terminating dot line, then a newline (Go's format).
+            raw: raw
+                .strip_suffix('\n')
+                .map(|r| r.strip_suffix(".\r\n").unwrap_or(r))
+                .unwrap_or(raw)
+                .to_owned(),
         })
     }
 
@@ -276,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_record_is_split_into_envelope_and_message() {
-        let body = "FROM bot@example.com\nTO a@example.com\n\nSubject: hi\r\nMessage-ID: <x1@h>\r\n\r\nline=\r\n one\r\n\n";
+        let body = "FROM bot@example.com\nTO a@example.com\n\nSubject: hi\r\nMessage-ID: <x1@h>\r\n\r\nline=\r\n one\r\n.\r\n\n";
         let record = Record::parse(body).unwrap();
         assert_eq!(record.from, "bot@example.com");
         assert_eq!(record.to, "a@example.com");
