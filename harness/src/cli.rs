@@ -1,5 +1,5 @@
 //! The command line: `harness` (= `harness run`) runs the scenarios, `harness serve` keeps the
-//! servers running. Subcommands leave room for more (a `bench` is planned).
+//! servers running, `harness bench` is the load generator (flags in `bench::args`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -22,6 +22,9 @@ pub enum Command {
     /// Start the servers (plain with faults, and implicit TLS), print their addresses and keep
     /// them running until Ctrl-C: a local flaky mail server for your own application.
     Serve(ServeArgs),
+    /// Load generator: N connections through the mailer library against mail-test-srv (or
+    /// `--smtp 127.0.0.1:PORT`); msgs/s, latency percentiles, reconnects, exactly-once check.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// How the servers are started, shared by `run` and `serve`.

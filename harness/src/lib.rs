@@ -12,10 +12,12 @@
 //! - [`mailers`]: running a mailer with the shared SMTP flags and reporting its failure.
 //! - [`scenarios`]: expiration, notify, exactly-once, tls.
 //! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
+//! - [`bench`]: `harness bench`, the load generator (helper "benchmarks").
 //!
 //! OWNER: helper "harness".
 
 pub mod api;
+pub mod bench;
 pub mod binaries;
 pub mod certs;
 pub mod cli;
@@ -36,5 +38,6 @@ pub fn main(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         None => run::run(cli.run),
         Some(cli::Command::Run(args)) => run::run(args),
         Some(cli::Command::Serve(args)) => serve::serve(args),
+        Some(cli::Command::Bench(args)) => bench::bench(args),
     }
 }
