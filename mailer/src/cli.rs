@@ -167,6 +167,15 @@ pub struct SmtpArgs {
     /// Longest delay between reconnect attempts.
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub reconnect_max: Duration,
+    /// Reconnect attempts in one outage before a message is given up as failed.
+    #[arg(long, default_value_t = 30)]
+    pub max_reconnects: u32,
+    /// Time spent reconnecting in one outage before giving up (no limit when absent).
+    #[arg(long, value_parser = parse_duration)]
+    pub reconnect_deadline: Option<Duration>,
+    /// Timeout of every SMTP step (connect, each command, the message).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub smtp_timeout: Duration,
 }
 
 impl SmtpArgs {
@@ -207,6 +216,9 @@ impl SmtpArgs {
             from,
             reconnect_base: self.reconnect_base,
             reconnect_max: self.reconnect_max,
+            max_reconnects: self.max_reconnects,
+            reconnect_deadline: self.reconnect_deadline,
+            step_timeout: self.smtp_timeout,
             dry_run,
             ..crate::Config::default()
         })
@@ -285,6 +297,33 @@ pub fn template_error(error: &minijinja::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        smtp: SmtpArgs,
+    }
+
+    #[test]
+    fn reconnect_bounds_and_step_timeout_reach_the_mailer_config() {
+        use clap::Parser;
+        let flags = Flags::parse_from([
+            "x",
+            "--from=bot@example.com",
+            "--max-reconnects=3",
+            "--reconnect-deadline=2s",
+            "--smtp-timeout=5s",
+        ]);
+        let config = flags.smtp.mailer_config(false).unwrap();
+        assert_eq!(config.max_reconnects, 3);
+        assert_eq!(config.reconnect_deadline, Some(Duration::from_secs(2)));
+        assert_eq!(config.step_timeout, Duration::from_secs(5));
+        let defaults = Flags::parse_from(["x", "--from=bot@example.com"]);
+        let config = defaults.smtp.mailer_config(false).unwrap();
+        assert_eq!(config.max_reconnects, 30);
+        assert_eq!(config.reconnect_deadline, None);
+        assert!(Flags::try_parse_from(["x", "--max-reconnects=-1"]).is_err());
+    }
 
     #[test]
     fn durations_parse_humantime() {
