@@ -32,7 +32,12 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = TlsArg::None)]
     tls: TlsArg,
     /// Certificate chain (PEM) for TLS; needs --key.
-    #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "generate_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "key",
+        conflicts_with = "generate_cert"
+    )]
     cert: Option<PathBuf>,
     /// Private key (PEM) for TLS; needs --cert.
     #[arg(long, value_name = "FILE", requires = "cert")]
@@ -108,7 +113,10 @@ fn parse_auth(text: &str) -> Result<AuthMode, String> {
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {
-    let p: f64 = text.trim_end_matches('%').parse().map_err(|_| format!("{text:?} is not a number"))?;
+    let p: f64 = text
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
     if (0.0..=100.0).contains(&p) {
         Ok(p)
     } else {
@@ -117,8 +125,14 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 }
 
 fn parse_line_length(text: &str) -> Result<usize, String> {
-    let n: usize = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
-    if n >= 512 { Ok(n) } else { Err("must be at least 512".to_owned()) }
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if n >= 512 {
+        Ok(n)
+    } else {
+        Err("must be at least 512".to_owned())
+    }
 }
 
 /// The configuration the flags describe; an error is a usage error (exit 2).
@@ -131,7 +145,8 @@ fn config(cli: Cli) -> Result<Config, String> {
     let cert = match (cli.cert, cli.key, cli.generate_cert) {
         (Some(cert), Some(key), _) => {
             for path in [&cert, &key] {
-                std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                std::fs::File::open(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             }
             Some(CertSource::Files { cert, key })
         }
@@ -207,7 +222,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!("mail-test-srv: {} (see --help)", first.trim_start_matches("error: "));
+            eprintln!(
+                "mail-test-srv: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };
@@ -237,7 +255,9 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mail-test-srv: {e:#}");
             // Bad certificate material is a usage error like a bad flag; a failed bind is not.
-            if e.chain().any(|cause| cause.is::<mail_test_srv::tls::TlsError>()) {
+            if e.chain()
+                .any(|cause| cause.is::<mail_test_srv::tls::TlsError>())
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
