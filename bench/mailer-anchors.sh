@@ -3,7 +3,8 @@
 # peers.sh, in one loop so the ratios come from the same run: 2,000 x 1 KB on one connection to
 # Postfix's smtp-sink from smtp-source, Python smtplib and our mailer; our mailer on 4
 # connections (2,000 each); then our mailer against mail-test-srv without faults and with
-# --close-chance 35 (reconnects; the exactly-once check by Message-ID over our HTTP API).
+# --close-chance 35 (reconnects; the exactly-once check by Message-ID over our HTTP API), with
+# the bench's default 1 ms reconnect base and with 0 (no backoff sleeps).
 #
 # Usage: bench/mailer-anchors.sh   (called by bench/peers-with-ours.sh; runs alone as well)
 # Knobs: REPS=3, OUT_DIR, N=2000 (messages per connection), NO_NETNS=1 (as peers.sh).
@@ -68,13 +69,13 @@ on_sink() {
     log "rep $rep $name x$conns -> smtp-sink: $msgs in ${wall}s, sink saw ${got:-?}, rc=$rc"
 }
 
-# our mailer against mail-test-srv (started by harness bench): rep name close-chance
+# our mailer against mail-test-srv (started by harness bench): rep name close-chance [flags]
 on_ours() {
-    local rep=$1 name=$2 chance=$3 clog line rc
+    local rep=$1 name=$2 chance=$3 clog line rc; shift 3
     clog="$OUT_DIR/logs/$name.$rep.log"
     local load; load=$(cut -d' ' -f1 /proc/loadavg)
     timeout 300 "$HARNESS" bench --no-build --connections 1 --messages "$N" --size 1024 \
-        --close-chance "$chance" --seed "$rep" >"$clog" 2>&1; rc=$?
+        --close-chance "$chance" --seed "$rep" "$@" >"$clog" 2>&1; rc=$?
     line=$(grep '^bench ' "$clog" | tail -1)
     printf '%s\t%s\tmail-test-srv\t1\t%s\t%s\t\t%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\n' "$rep" "$name" "$N" "$(kv wall_s "$line")" \
         "$(kv msgs_per_s "$line")" "$(kv p50_ms "$line")" "$(kv p90_ms "$line")" "$(kv p99_ms "$line")" \
@@ -90,6 +91,8 @@ for rep in $(seq "$REPS"); do
     on_sink "$rep" mailer-x4 4 $((4 * N)) "$HARNESS" bench --smtp '127.0.0.1:{PORT}' --connections 4 --messages $((4 * N)) --size 1024
     on_ours "$rep" mailer-ours 0
     on_ours "$rep" mailer-ours-cc35 35
+    # the same faults without backoff sleeps: what reconnecting itself costs
+    on_ours "$rep" mailer-ours-cc35-base0 35 --reconnect-base 0ms
 done
 python3 "$ROOT/bench/mailer_summary.py" "$TSV" >"$OUT_DIR/mailer.md"
 cat "$OUT_DIR/mailer.md"

@@ -62,4 +62,6 @@ ratio(mailer, med("smtplib", "wall_msgs_per_s"), ">= 1.5x", "mailer / Python smt
 ratio(med("mailer", "loop_msgs_per_s"), med("smtplib", "loop_msgs_per_s"), ">= 1.5x", "mailer / Python smtplib, 1 connection (own loop timing)")
 ratio(med("mailer-x4", "wall_msgs_per_s"), mailer, ">= 2.5x", "mailer 4 connections / 1 connection")
 ratio(med("mailer-ours-cc35", "loop_msgs_per_s"), med("mailer-ours", "loop_msgs_per_s"), ">= 0.5x",
-      "mailer under --close-chance 35 / no faults (mail-test-srv)")
+      "mailer under --close-chance 35 / no faults (mail-test-srv), reconnect base 1 ms")
+ratio(med("mailer-ours-cc35-base0", "loop_msgs_per_s"), med("mailer-ours", "loop_msgs_per_s"), ">= 0.5x",
+      "mailer under --close-chance 35 / no faults (mail-test-srv), reconnect base 0")

@@ -29,7 +29,8 @@ fi
 [[ -x $SRV ]] || { echo "$SRV is missing (build it: cargo build --release -p mail-test-srv)" >&2; exit 2; }
 
 # The fault plan must really be loaded: ask a throw-away instance what it holds.
-"$SRV" --smtp 127.0.0.1:0 --http 127.0.0.1:0 --seed 1 --fault "$FAULT" >"$OUT_DIR/fault-check.log" 2>&1 &
+: >"$OUT_DIR/fault-check.log"
+"$SRV" --smtp 127.0.0.1:0 --http 127.0.0.1:0 --seed 1 --fault "$FAULT" >>"$OUT_DIR/fault-check.log" 2>&1 &
 check_pid=$!
 for _ in $(seq 100); do grep -q '^READY' "$OUT_DIR/fault-check.log" && break; sleep 0.05; done
 http=$(sed -n 's/^READY .* http=\([^ ]*\).*/\1/p' "$OUT_DIR/fault-check.log")
@@ -53,7 +54,7 @@ wait_load() {   # the brief's quiet condition: 1-minute load average below LOAD_
     echo "date: $(date -u +%FT%TZ)"
     echo "nproc: $(nproc)"
     echo "kernel: $(uname -srvm)"
-    lscpu | head -n 20
+    lscpu | head
     echo "git: $(git -C "$ROOT" rev-parse --short HEAD) $(git -C "$ROOT" status --porcelain -- mail-test-srv mailer | wc -l) changed files in mail-test-srv/ mailer/"
     echo "ours: $SRV --fault $FAULT"
 } >"$OUT_DIR/machine.txt"
@@ -63,7 +64,8 @@ wait_load peers.sh
 # ours-count.sh (peers.sh sends our stdout to its log and passes the PID).
 EXTRA_SERVER="ours=$SRV --smtp 127.0.0.1:{PORT} --http 127.0.0.1:0 --seed 1 --fault $FAULT" \
 EXTRA_COUNT="$ROOT/bench/ours-count.sh {PID}" \
-    "$PEERS_SH"
+    "$PEERS_SH" || true   # its last line is `[[ -n $MD_OUT ]] && cp ..`: status 1 without MD_OUT
+[[ -s $OUT_DIR/report.md ]] || { echo "peers.sh wrote no report" >&2; exit 1; }
 
 if [[ ${ANCHORS:-1} != 0 ]]; then
     wait_load mailer-anchors.sh
