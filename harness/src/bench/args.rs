@@ -73,3 +73,53 @@ impl BenchArgs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn bench(args: &[&str]) -> Result<super::BenchArgs, String> {
+        let cli = Cli::try_parse_from([&["harness", "bench"], args].concat())
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Some(Command::Bench(args)) => Ok(args),
+            other => Err(format!("not bench: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn defaults_drive_our_server_on_one_connection() {
+        let args = bench(&[]).unwrap();
+        assert_eq!(
+            (args.smtp, args.connections, args.messages, args.size),
+            (None, 1, 2000, 1024)
+        );
+        assert_eq!(args.close_chance, 0);
+        args.check().unwrap();
+    }
+
+    #[test]
+    fn a_foreign_server_takes_no_faults_and_must_be_on_loopback() {
+        let args = bench(&["--smtp", "127.0.0.1:2525", "--connections", "4"]).unwrap();
+        assert_eq!(args.connections, 4);
+        args.check().unwrap();
+        assert!(bench(&["--smtp", "127.0.0.1:2525", "--close-chance", "35"]).is_err());
+        assert!(
+            bench(&["--http", "127.0.0.1:8025"]).is_err(),
+            "--http needs --smtp"
+        );
+        let off = bench(&["--smtp", "192.0.2.1:25"]).unwrap();
+        assert!(off.check().unwrap_err().to_string().contains("loopback"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(bench(&["--connections", "0"]).is_err());
+        assert!(bench(&["--close-chance", "101"]).is_err());
+        assert!(bench(&["--reconnect-base", "soon"]).is_err());
+        let args = bench(&["--reconnect-base", "1s", "--reconnect-max", "10ms"]).unwrap();
+        assert!(args.check().is_err());
+    }
+}
