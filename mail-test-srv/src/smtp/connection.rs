@@ -65,6 +65,13 @@ pub async fn serve(
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let mut flow = session.greet().await;
+    // Idle time counts from when the server starts waiting after the session last made
+    // progress: a unit handled (command line, AUTH line, end of DATA) or DATA bytes consumed.
+    // Bytes of a command line that never ends are not progress: a client trickling one byte
+    // a second would otherwise keep its session, and a connection slot, forever (slowloris;
+    // tests/reliability_slow.rs).
+    let mut waiting_since = Instant::now();
+    let mut progressed = true;
     loop {
         match flow {
             Flow::Continue => {}
@@ -100,21 +107,27 @@ pub async fn serve(
                     _ => return,
                 };
                 session.tls_started();
+                progressed = true;
             }
         }
+        let buffered = buf.len();
         if let Some(next) = session.step(&mut buf).await {
+            progressed = true;
             flow = next;
             continue;
         }
+        progressed |= buf.len() < buffered;
         if flush(&mut stream, &mut session.out).await.is_err() {
             return;
         }
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(16 * 1024);
         }
-        // Idle time counts from when we start waiting, so a slow fault (delay) is not
-        // mistaken for a silent client.
-        let waiting_since = Instant::now();
+        // Taken when we start waiting, so a slow fault (delay) is not mistaken for a silent client.
+        if progressed {
+            waiting_since = Instant::now();
+            progressed = false;
+        }
         flow = loop {
             tokio::select! {
                 biased;
