@@ -211,3 +211,46 @@ async fn a_slow_message_upload_is_not_cut_by_the_idle_timeout() {
     assert_eq!(reply.code, 250, "{reply:?}");
     assert_eq!(stored(&server).len(), 1);
 }
+
+/// A client that pipelines commands and never reads the replies fills the socket buffers
+/// until the server's write blocks; that write is bounded by the idle timeout too, so the
+/// session ends and frees its slot (it used to wait in the write forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_replies_is_dropped() {
+    let server = common::start(Config {
+        limits: Limits {
+            idle_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        ..Config::ephemeral()
+    })
+    .await;
+    let client = Client::connect(&server).await;
+    let (_read, mut write) = client.into_inner().into_split();
+    let noops = b"NOOP\r\n".repeat(10_000);
+    let flood = tokio::spawn(async move {
+        let mut written = 0usize;
+        while write.write_all(&noops).await.is_ok() {
+            written += noops.len();
+        }
+        written
+    });
+    let open = &server.state().stats().connections_open;
+    let started = std::time::Instant::now();
+    while open.load(Ordering::Relaxed) > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the session still holds its slot after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The client's writes fail once the server has dropped the session; they had filled
+    // the buffers first (more than a megabyte of replies unread).
+    let written = tokio::time::timeout(Duration::from_secs(10), flood)
+        .await
+        .expect("writer stops once the session is gone")
+        .expect("writer task");
+    assert!(written > 1024 * 1024, "only {written} bytes written");
+    let mut after = Client::ehlo(&server).await;
+    after.expect("QUIT", 221).await;
+}

@@ -76,24 +76,24 @@ pub async fn serve(
         match flow {
             Flow::Continue => {}
             Flow::Close => {
-                if flush(&mut stream, &mut session.out).await.is_ok() {
+                if flush(&mut stream, &mut session.out, idle).await.is_ok() {
                     close(stream, &shutdown).await;
                 }
                 return;
             }
             Flow::Reset => {
-                let _ = flush(&mut stream, &mut session.out).await;
+                let _ = flush(&mut stream, &mut session.out, idle).await;
                 stream.reset();
                 return;
             }
             Flow::Hang => {
-                if flush(&mut stream, &mut session.out).await.is_ok() {
+                if flush(&mut stream, &mut session.out, idle).await.is_ok() {
                     hang(stream, &shutdown).await;
                 }
                 return;
             }
             Flow::StartTls => {
-                if flush(&mut stream, &mut session.out).await.is_err() {
+                if flush(&mut stream, &mut session.out, idle).await.is_err() {
                     return;
                 }
                 // RFC 3207 4.2: anything the client pipelined after STARTTLS is discarded.
@@ -117,7 +117,7 @@ pub async fn serve(
             continue;
         }
         progressed |= buf.len() < buffered;
-        if flush(&mut stream, &mut session.out).await.is_err() {
+        if flush(&mut stream, &mut session.out, idle).await.is_err() {
             return;
         }
         if buf.capacity() - buf.len() < 4096 {
@@ -154,18 +154,25 @@ pub async fn serve(
     }
 }
 
-/// Writes pending replies; an error means the client is gone.
-async fn flush(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
+/// Writes pending replies; an error means the client is gone, or has not read for `limit`
+/// (the idle timeout): a client that pipelines commands and never reads the replies would
+/// otherwise hold the session in this write, and its connection slot, forever.
+async fn flush(stream: &mut Stream, out: &mut Vec<u8>, limit: Duration) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let result = stream.write_all(out).await;
+    let write = async {
+        stream.write_all(out).await?;
+        if stream.is_tls() {
+            stream.flush().await?;
+        }
+        Ok(())
+    };
+    let result = tokio::time::timeout(limit, write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
     out.clear();
-    result?;
-    if stream.is_tls() {
-        stream.flush().await?;
-    }
-    Ok(())
+    result
 }
 
 /// Closes with FIN (and TLS close_notify), then drains until the client closes too.
