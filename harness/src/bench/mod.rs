@@ -15,16 +15,17 @@ pub mod args;
 pub mod load;
 pub mod stats;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 
 pub use args::BenchArgs;
 
 use crate::api::Api;
-use crate::binaries::{self, MAIL_TEST_SRV, Needs};
+use crate::binaries::{self, Binaries, MAIL_TEST_SRV, Needs};
 use crate::startservers::{Readiness, Service, Services};
 use load::{Load, Outcome};
 use stats::{Latency, Tally, ms};
@@ -49,33 +50,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         // Ours as a child (stopped when `services` drops), or the address given.
         let (services, smtp, api) = match (&binaries, args.smtp) {
             (Some(binaries), _) => {
-                let service = Service::new(SERVER, binaries.path(MAIL_TEST_SRV))
-                    .args(["--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-                    .args(["--close-chance".to_owned(), args.close_chance.to_string()])
-                    .args(["--seed".to_owned(), seed.to_string()])
-                    .env(
-                        "RUST_LOG",
-                        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
-                    )
-                    .ready(Readiness::line("READY", Duration::from_secs(30)));
-                let services = Services::start(vec![service]).await?;
-                let ready = services
-                    .ready_line(SERVER)
-                    .context("the server is not in the table")?;
-                let smtp = ready
-                    .addr("smtp")
-                    .map_err(|e| anyhow::anyhow!("{SERVER}: {e}"))?;
-                let http = ready
-                    .addr("http")
-                    .map_err(|e| anyhow::anyhow!("{SERVER}: {e}"))?;
-                eprintln!(
-                    "harness bench: {SERVER} smtp={smtp} http={http} close-chance={}% seed={seed}",
-                    args.close_chance
-                );
+                let (services, smtp, http) = start_ours(binaries, &args, seed).await?;
                 (Some(services), smtp, Some(Api::new(http)))
             }
-            (None, Some(smtp)) => (None, smtp, args.http.map(Api::new)),
-            (None, None) => unreachable!("binaries are prepared whenever --smtp is absent"),
+            (None, smtp) => {
+                let smtp = smtp.context("no --smtp and no mail-test-srv to start")?;
+                (None, smtp, args.http.map(Api::new))
+            }
         };
         let config = mailer::Config {
             server: smtp.ip().to_string(),
@@ -125,6 +106,33 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         })
     })
+}
+
+/// Starts mail-test-srv as a child (stopped when the returned `Services` is stopped or
+/// dropped) and reads its addresses from the READY line.
+async fn start_ours(
+    binaries: &Binaries,
+    args: &BenchArgs,
+    seed: u64,
+) -> anyhow::Result<(Services, SocketAddr, SocketAddr)> {
+    let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let service = Service::new(SERVER, binaries.path(MAIL_TEST_SRV))
+        .args(["--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--close-chance".to_owned(), args.close_chance.to_string()])
+        .args(["--seed".to_owned(), seed.to_string()])
+        .env("RUST_LOG", log)
+        .ready(Readiness::line("READY", Duration::from_secs(30)));
+    let services = Services::start(vec![service]).await?;
+    let ready = services
+        .ready_line(SERVER)
+        .context("the server is not in the table")?;
+    let smtp = ready.addr("smtp").map_err(|e| anyhow!("{SERVER}: {e}"))?;
+    let http = ready.addr("http").map_err(|e| anyhow!("{SERVER}: {e}"))?;
+    eprintln!(
+        "harness bench: {SERVER} smtp={smtp} http={http} close-chance={}% seed={seed}",
+        args.close_chance
+    );
+    Ok((services, smtp, http))
 }
 
 /// Prints the human report on stderr and the `key=value` line on stdout; true when every
