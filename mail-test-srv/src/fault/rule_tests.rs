@@ -294,3 +294,15 @@ mod properties {
         }
     }
 }
+
+/// Found by the `fault_rule` fuzzer: without serde_json's `float_roundtrip`, these chances
+/// came back from JSON a few ULPs off, so `GET` then `PUT` of a plan changed it.
+#[test]
+fn long_and_tiny_chances_survive_json_bit_for_bit() {
+    for text in ["mail:hang:0.9222222222222223%", "mail:close:11002308e-317%"] {
+        let rule = rule(text);
+        let json = serde_json::to_string(&rule).unwrap();
+        let back: FaultRule = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, rule, "{text} via {json}");
+    }
+}
