@@ -1,6 +1,12 @@
 //! The reconnect loop: after a connection died (or could not be opened), sleep
-//! `retry_backoff(i)` before reconnect attempt i of this outage, within the bound of
-//! attempts and time; then a clear [`Error::GaveUp`].
+//! `retry_backoff(i)` before reconnect attempt i, within the bound of attempts and time;
+//! then a clear [`Error::GaveUp`].
+//!
+//! `i` counts the attempts of one reconnect loop, as in the original mailer: a connection
+//! that opens again ends the loop, so the next drop reconnects at once (i = 0) and only a
+//! server that cannot be reached is waited for, ever longer. The bound, though, counts every
+//! reconnect of the outage (one message's troubles), so a server that accepts connections
+//! but always drops them still ends in `GaveUp` rather than an endless loop.
 
 use std::time::Duration;
 
@@ -16,7 +22,7 @@ use crate::session::{Session, StepFailure};
 
 impl Mailer {
     /// Opens a session; while the failures are of the reconnect kind, sleeps
-    /// `retry_backoff(i)` before reconnect attempt i of this outage, until the bound.
+    /// `retry_backoff(i)` before reconnect attempt i of this loop, until the outage's bound.
     pub(crate) async fn open(&self, outage: &mut Option<Outage>) -> Result<Session, Error> {
         let inner = &self.inner;
         let config = &inner.config;
@@ -34,11 +40,13 @@ impl Mailer {
                     inner.sleeper.sleep(delay).await;
                 }
                 outage.attempts += 1;
+                outage.backoff_index += 1;
                 inner.counters.reconnect_attempt();
             }
             match inner.dialer.open().await {
                 Ok(conn) => {
-                    if outage.is_some() {
+                    if let Some(outage) = outage.as_mut() {
+                        outage.backoff_index = 0;
                         inner.counters.reconnected();
                         info!("reconnected to {}:{}", config.server, config.port);
                     }
@@ -89,8 +97,10 @@ impl Mailer {
 #[derive(Debug)]
 pub(crate) struct Outage {
     started: Instant,
-    /// Reconnect attempts made so far in this outage.
+    /// Reconnect attempts made so far in this outage (what the bound counts).
     attempts: u32,
+    /// Attempts since a connection last opened: the `i` of `retry_backoff(i)`.
+    backoff_index: u32,
     last_cause: Cause,
     last: String,
 }
@@ -100,6 +110,7 @@ impl Outage {
         Outage {
             started: now,
             attempts: 0,
+            backoff_index: 0,
             last_cause: Cause::Other,
             last: String::new(),
         }
@@ -118,7 +129,7 @@ impl Outage {
             return Err(self.gave_up(elapsed));
         }
         let delay = retry_backoff(
-            self.attempts,
+            self.backoff_index,
             config.reconnect_base,
             config.reconnect_max,
             2,

@@ -176,3 +176,38 @@ async fn a_server_that_always_closes_is_also_bounded() {
     assert_eq!(counters.failed(Cause::Closed), 5, "{counters}");
     assert_eq!(counters.reconnects, 4, "{counters}");
 }
+
+/// The backoff is for a server that cannot be reached: when the connection opens again and
+/// is then dropped again (close at MAIL on three fresh connections in a row), the mailer
+/// reconnects at once each time, as the original did (i starts again at 0), and the bound
+/// still counts all three reconnects.
+#[tokio::test]
+async fn a_drop_after_a_good_reconnect_reconnects_at_once() {
+    let server = start_server(&["mail:close:first=3"]).await;
+    let sleeper = VirtualSleeper::new();
+    let first = mailer(mailer_config(&server), &sleeper);
+    let mut conn = first.connect().await.unwrap();
+    let sent = conn
+        .send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .expect("delivered on the fourth connection");
+    assert_eq!(message_ids(&server), [bare(&sent.message_id)]);
+    assert_eq!(sleeper.sleeps(), Vec::<Duration>::new(), "no backoff sleep");
+    let counters = first.counters();
+    assert_eq!(counters.reconnects, 3, "{counters}");
+    assert_eq!(counters.failed(Cause::Closed), 3, "{counters}");
+
+    // The same drops with a bound of 2 reconnects: given up, not looped.
+    let server = start_server(&["mail:close:first=3"]).await;
+    let config = mailer::Config {
+        max_reconnects: 2,
+        ..mailer_config(&server)
+    };
+    let bounded = mailer(config, &sleeper);
+    let mut conn = bounded.connect().await.unwrap();
+    let err = conn
+        .send_mail(&to(&["user@example.com"]), "s", "b")
+        .await
+        .expect_err("bounded");
+    assert!(matches!(err, Error::GaveUp { attempts: 2, .. }), "{err}");
+}
