@@ -114,6 +114,7 @@ impl Mailer {
                 .clone()
                 .map(|(user, password)| Credentials::new(user, password)),
             step_timeout: config.step_timeout,
+            pipelining: std::sync::OnceLock::new(),
         };
         Ok(Mailer {
             inner: Arc::new(Inner {

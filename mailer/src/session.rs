@@ -25,6 +25,10 @@ pub(crate) struct Dialer {
     pub(crate) hello: ClientId,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) step_timeout: Duration,
+    /// Whether the server offers PIPELINING, learnt on the first session of this mailer.
+    /// Asking costs a second EHLO round trip; a mailer talks to one configured server, so
+    /// later sessions (every reconnect of a flaky server) reuse the answer.
+    pub(crate) pipelining: std::sync::OnceLock<bool>,
 }
 
 /// An open SMTP session and what we learnt about the server.
@@ -173,27 +177,12 @@ impl Dialer {
             };
             step(t, Step::StartTls, conn.starttls(parameters, &self.hello)).await?;
         }
-        // lettre keeps only the EHLO keywords it uses, PIPELINING not among them, so ask
-        // again (before AUTH: a new EHLO after it may drop the authentication). One round
-        // trip per connection buys two per message.
-        let pipelining = match step(
-            t,
-            Step::Connect,
-            conn.command(Ehlo::new(self.hello.clone())),
-        )
-        .await
-        {
-            Ok(ehlo) => ehlo.message().skip(1).any(|line| {
-                line.split_whitespace()
-                    .next()
-                    .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
-            }),
-            // A server that answered the first EHLO but refuses a second one (RFC 5321
-            // allows it; some do not) gets the plain one-command-at-a-time dialogue.
-            Err(failure) if failure.session_in_step() && failure.cause() != Cause::Reply421 => {
-                false
+        let pipelining = match self.pipelining.get() {
+            Some(&known) => known,
+            None => {
+                let offered = self.ask_pipelining(&mut conn).await?;
+                *self.pipelining.get_or_init(|| offered)
             }
-            Err(failure) => return Err(failure),
         };
         if let Some(credentials) = &self.credentials {
             step(
@@ -204,5 +193,31 @@ impl Dialer {
             .await?;
         }
         Ok(Session { conn, pipelining })
+    }
+
+    /// lettre keeps only the EHLO keywords it uses, PIPELINING not among them, so ask
+    /// again (before AUTH: a new EHLO after it may drop the authentication). One round
+    /// trip, once per mailer, buys two per message.
+    async fn ask_pipelining(&self, conn: &mut AsyncSmtpConnection) -> Result<bool, StepFailure> {
+        let t = self.step_timeout;
+        match step(
+            t,
+            Step::Connect,
+            conn.command(Ehlo::new(self.hello.clone())),
+        )
+        .await
+        {
+            Ok(ehlo) => Ok(ehlo.message().skip(1).any(|line| {
+                line.split_whitespace()
+                    .next()
+                    .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+            })),
+            // A server that answered the first EHLO but refuses a second one (RFC 5321
+            // allows it; some do not) gets the plain one-command-at-a-time dialogue.
+            Err(failure) if failure.session_in_step() && failure.cause() != Cause::Reply421 => {
+                Ok(false)
+            }
+            Err(failure) => Err(failure),
+        }
     }
 }
