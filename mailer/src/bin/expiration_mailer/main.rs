@@ -96,7 +96,7 @@ async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<Ex
     // SIGINT/SIGTERM: finish the message in flight, record it, and stop (a second
     // signal exits at once).
     let cancel = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(cancel.clone()));
+    tokio::spawn(cli::cancel_on_signal(cancel.clone()));
 
     let outcome = loop {
         let result = run_once(&store, &mailer, &clock, &templates, &windows, run, &cancel).await;
@@ -168,22 +168,4 @@ async fn run_once(
         failures: tally.failures,
         deferred: tally.deferred,
     })
-}
-
-async fn cancel_on_signal(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    cancel.cancel();
-    // A second signal means "now": do not wait for a send stuck in reconnect backoff.
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    std::process::exit(130);
 }

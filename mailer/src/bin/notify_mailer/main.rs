@@ -49,7 +49,7 @@ async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let mailer = Arc::new(Mailer::new(config, clock).map_err(Fatal::usage)?);
 
     let cancel = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(cancel.clone()));
+    tokio::spawn(cli::cancel_on_signal(cancel.clone()));
     let outcome = send_all(
         mailer,
         messages,
@@ -170,22 +170,4 @@ fn render_all(args: &Args, recipients: &[Recipient]) -> Result<Vec<Message>, Fat
             })
         })
         .collect()
-}
-
-async fn cancel_on_signal(cancel: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    cancel.cancel();
-    // A second signal means "now": do not wait for a send stuck in reconnect backoff.
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    std::process::exit(130);
 }
