@@ -12,8 +12,6 @@
 //! Each child's stdout and stderr are read to the end by two tasks that keep the last
 //! [`TAIL_LINES`] lines: a service that exits early or never gets ready is reported with them.
 //! Nothing is global: two `Services` values in one process share nothing.
-//!
-//! OWNER: helper "harness".
 
 use std::fmt;
 use std::io;

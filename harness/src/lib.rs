@@ -13,8 +13,6 @@
 //! - [`scenarios`]: expiration, notify, exactly-once, tls.
 //! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
 //! - [`bench`]: `harness bench`, the load generator (helper "benchmarks").
-//!
-//! OWNER: helper "harness".
 
 pub mod api;
 pub mod bench;

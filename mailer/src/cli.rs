@@ -5,8 +5,6 @@
 //! Exit codes: 0 the run completed; 1 the store or the mail server could not be used
 //! ([`Fatal::failure`]); 2 the input was wrong: a flag, a file, a URL, `FAKECLOCK`
 //! ([`Fatal::usage`]), as clap itself does for unknown flags.
-//!
-//! OWNER: helper "mailer programs".
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -8,8 +8,6 @@
 //!
 //! - `import`: registrations and certificates going in.
 //! - `reminders`: the expiring-certificate query, renewals, recording reminders, per-day counts.
-//!
-//! OWNER: helper "mailer programs".
 
 mod import;
 mod reminders;

@@ -47,10 +47,7 @@
 //! - `clock`: [`Clock`]: the real clock or `FAKECLOCK`.
 //! - `counters`: attempts by result and cause, reconnects.
 //! - `error`: [`Error`] and [`Step`].
-//! - `cli`, `db`: flags, set-up and the certificate store of the two binaries
-//!   (OWNER: helper "mailer programs").
-//!
-//! OWNER of everything but `cli`, `db` and `src/bin/`: helper "mailer library".
+//! - `cli`, `db`: flags, set-up and the certificate store of the two binaries.
 
 pub mod cli;
 pub mod db;

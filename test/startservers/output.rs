@@ -1,7 +1,5 @@
 //! Reading a service's output: the pipes are read to EOF into a bounded tail (what an error
 //! report shows), and the first line whose first word is the readiness prefix is handed over.
-//!
-//! OWNER: helper "harness".
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;

@@ -1,7 +1,5 @@
 //! The service table: what to start, what it needs first, how to tell it is ready, and the
 //! start order that follows from it. Plain data and a pure function; nothing here spawns.
-//!
-//! OWNER: helper "harness".
 
 use std::collections::HashSet;
 use std::ffi::OsString;
