@@ -12,7 +12,7 @@
 //! - [`mailers`]: running a mailer with the shared SMTP flags and reporting its failure.
 //! - [`scenarios`]: expiration, notify, exactly-once, tls.
 //! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
-//! - [`bench`]: `harness bench`, the load generator (helper "benchmarks").
+//! - [`bench`]: `harness bench`, the load generator.
 
 pub mod api;
 pub mod bench;
