@@ -2,8 +2,26 @@
 
 mod common;
 
+use std::path::PathBuf;
+
+use assert_cmd::Command;
 use common::{DAY, EXPIRY, Scratch, certificate};
 use predicates::prelude::*;
+
+/// Writes `FILE` holding a certificate for `name`, valid for the 90 days up to `EXPIRY`.
+fn write_certificate(scratch: &Scratch, file: &str, name: &str, serial: u64) -> PathBuf {
+    scratch.write(
+        file,
+        &certificate(&[name], EXPIRY - 90 * DAY, EXPIRY, serial),
+    )
+}
+
+/// `expiration-mailer import --db DB --contact CONTACT --pem`, files still to add.
+fn import(scratch: &Scratch, db: &str, contact: &str) -> Command {
+    let mut cmd = scratch.expiration_mailer();
+    cmd.args(["import", "--db", db, "--contact", contact, "--pem"]);
+    cmd
+}
 
 fn count_certificates(db: &str) -> i64 {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -22,30 +40,18 @@ fn count_certificates(db: &str) -> i64 {
 fn importing_twice_changes_nothing() {
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    let pem = scratch.write(
-        "a.pem",
-        &certificate(&["a.example.com"], EXPIRY - 90 * DAY, EXPIRY, 1),
-    );
-    let import = || {
-        scratch
-            .expiration_mailer()
-            .args([
-                "import",
-                "--db",
-                &db,
-                "--contact",
-                "mailto:a@example.com",
-                "--pem",
-            ])
+    let pem = write_certificate(&scratch, "a.pem", "a.example.com", 1);
+    let import_again = || {
+        import(&scratch, &db, "mailto:a@example.com")
             .arg(&pem)
             .assert()
             .success()
     };
-    import().stdout(predicate::str::contains(
+    import_again().stdout(predicate::str::contains(
         "imported 1 certificate(s), 0 already present, registration 1",
     ));
     let before = std::fs::read(scratch.path("store.sqlite")).unwrap();
-    import().stdout(predicate::str::contains(
+    import_again().stdout(predicate::str::contains(
         "imported 0 certificate(s), 1 already present, registration 1",
     ));
     assert_eq!(count_certificates(&db), 1);
@@ -63,34 +69,13 @@ fn one_file_may_hold_several_certificates_and_a_contact_keeps_its_registration()
         certificate(&["two.example.com"], EXPIRY - 90 * DAY, EXPIRY, 3)
     );
     let pem = scratch.write("chain.pem", &chain);
-    scratch
-        .expiration_mailer()
-        .args([
-            "import",
-            "--db",
-            &db,
-            "--contact",
-            "mailto:b@example.com",
-            "--pem",
-        ])
+    import(&scratch, &db, "mailto:b@example.com")
         .arg(&pem)
         .assert()
         .success()
         .stdout(predicate::str::contains("imported 2 certificate(s)"));
-    let other = scratch.write(
-        "three.pem",
-        &certificate(&["three.example.com"], EXPIRY - 90 * DAY, EXPIRY, 4),
-    );
-    scratch
-        .expiration_mailer()
-        .args([
-            "import",
-            "--db",
-            &db,
-            "--contact",
-            "mailto:c@example.com",
-            "--pem",
-        ])
+    let other = write_certificate(&scratch, "three.pem", "three.example.com", 4);
+    import(&scratch, &db, "mailto:c@example.com")
         .arg(&other)
         .assert()
         .success()
@@ -117,10 +102,7 @@ fn one_file_may_hold_several_certificates_and_a_contact_keeps_its_registration()
 #[test]
 fn default_store_is_created_in_the_working_folder() {
     let scratch = Scratch::new();
-    let pem = scratch.write(
-        "d.pem",
-        &certificate(&["d.example.com"], EXPIRY - 90 * DAY, EXPIRY, 5),
-    );
+    let pem = write_certificate(&scratch, "d.pem", "d.example.com", 5);
     scratch
         .expiration_mailer()
         .args(["import", "--contact", "mailto:d@example.com", "--pem"])
@@ -134,24 +116,12 @@ fn default_store_is_created_in_the_working_folder() {
 fn unparseable_pem_names_the_file_and_imports_nothing() {
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    let good = scratch.write(
-        "good.pem",
-        &certificate(&["g.example.com"], EXPIRY - 90 * DAY, EXPIRY, 6),
-    );
+    let good = write_certificate(&scratch, "good.pem", "g.example.com", 6);
     let bad = scratch.write(
         "broken.pem",
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
     );
-    let output = scratch
-        .expiration_mailer()
-        .args([
-            "import",
-            "--db",
-            &db,
-            "--contact",
-            "mailto:e@example.com",
-            "--pem",
-        ])
+    let output = import(&scratch, &db, "mailto:e@example.com")
         .arg(&good)
         .arg(&bad)
         .output()
@@ -170,32 +140,14 @@ fn unparseable_pem_names_the_file_and_imports_nothing() {
         ),
     ] {
         let path = scratch.write(name, text);
-        scratch
-            .expiration_mailer()
-            .args([
-                "import",
-                "--db",
-                &db,
-                "--contact",
-                "mailto:e@example.com",
-                "--pem",
-            ])
+        import(&scratch, &db, "mailto:e@example.com")
             .arg(&path)
             .assert()
             .code(2)
             .stderr(predicate::str::contains(name));
     }
-    scratch
-        .expiration_mailer()
-        .args([
-            "import",
-            "--db",
-            &db,
-            "--contact",
-            "mailto:e@example.com",
-            "--pem",
-            "missing.pem",
-        ])
+    import(&scratch, &db, "mailto:e@example.com")
+        .arg("missing.pem")
         .assert()
         .code(2)
         .stderr(predicate::str::contains("missing.pem"));
@@ -204,20 +156,8 @@ fn unparseable_pem_names_the_file_and_imports_nothing() {
 #[test]
 fn contact_must_be_mailto() {
     let scratch = Scratch::new();
-    let pem = scratch.write(
-        "f.pem",
-        &certificate(&["f.example.com"], EXPIRY - 90 * DAY, EXPIRY, 7),
-    );
-    scratch
-        .expiration_mailer()
-        .args([
-            "import",
-            "--db",
-            &scratch.db_url(),
-            "--contact",
-            "tel:+1555",
-            "--pem",
-        ])
+    let pem = write_certificate(&scratch, "f.pem", "f.example.com", 7);
+    import(&scratch, &scratch.db_url(), "tel:+1555")
         .arg(&pem)
         .assert()
         .code(2)
