@@ -24,75 +24,50 @@ fn refused(scratch: &Scratch, server: &TestServer, args: &[&str], expected: &[&s
     assert!(server.messages(None).is_empty(), "nothing sent");
 }
 
+/// The flags of a run sending `body` to `recipients` with this subject.
+fn run_args<'a>(recipients: &'a str, body: &'a str, subject: &'a str) -> [&'a str; 6] {
+    [
+        "--recipients",
+        recipients,
+        "--body",
+        body,
+        "--subject",
+        subject,
+    ]
+}
+
 #[test]
 fn malformed_csv_row_names_file_and_line() {
     let server = TestServer::start(&[]);
     let scratch = Scratch::new();
     let body = scratch.write("body.txt", "Hi\n");
     let body = body.to_str().unwrap();
-    let list = scratch.write(
-        "rows.csv",
-        "email,name\na@example.com,A\nb@example.com,B,extra\n",
-    );
+    for (file, contents, expected) in [
+        (
+            "rows.csv",
+            "email,name\na@example.com,A\nb@example.com,B,extra\n",
+            &["rows.csv, line 3"][..],
+        ),
+        (
+            "addr.csv",
+            "email\na@example.com\nnot-an-address\n",
+            &["addr.csv, line 3", "not-an-address"],
+        ),
+        (
+            "header.csv",
+            "name,email\nA,a@example.com\n",
+            &["header.csv, line 1", "\"email\" or \"id\""],
+        ),
+        ("ids.csv", "id\n12x\n", &["ids.csv, line 2"]),
+    ] {
+        let list = scratch.write(file, contents);
+        let list = list.to_str().unwrap();
+        refused(&scratch, &server, &run_args(list, body, "s"), expected);
+    }
     refused(
         &scratch,
         &server,
-        &[
-            "--recipients",
-            list.to_str().unwrap(),
-            "--body",
-            body,
-            "--subject",
-            "s",
-        ],
-        &["rows.csv, line 3"],
-    );
-    let list = scratch.write("addr.csv", "email\na@example.com\nnot-an-address\n");
-    refused(
-        &scratch,
-        &server,
-        &[
-            "--recipients",
-            list.to_str().unwrap(),
-            "--body",
-            body,
-            "--subject",
-            "s",
-        ],
-        &["addr.csv, line 3", "not-an-address"],
-    );
-    let list = scratch.write("header.csv", "name,email\nA,a@example.com\n");
-    refused(
-        &scratch,
-        &server,
-        &[
-            "--recipients",
-            list.to_str().unwrap(),
-            "--body",
-            body,
-            "--subject",
-            "s",
-        ],
-        &["header.csv, line 1", "\"email\" or \"id\""],
-    );
-    let list = scratch.write("ids.csv", "id\n12x\n");
-    refused(
-        &scratch,
-        &server,
-        &[
-            "--recipients",
-            list.to_str().unwrap(),
-            "--body",
-            body,
-            "--subject",
-            "s",
-        ],
-        &["ids.csv, line 2"],
-    );
-    refused(
-        &scratch,
-        &server,
-        &["--recipients", "nope.csv", "--body", body, "--subject", "s"],
+        &run_args("nope.csv", body, "s"),
         &["nope.csv"],
     );
 }
@@ -103,60 +78,30 @@ fn template_errors_name_template_and_line() {
     let scratch = Scratch::new();
     let list = scratch.write("list.csv", "email,name\na@example.com,A\n");
     let list = list.to_str().unwrap();
-    let body = scratch.write("broken.txt", "Hello\n\n{% if name %}\nno endif\n");
-    refused(
-        &scratch,
-        &server,
-        &[
-            "--recipients",
-            list,
-            "--body",
-            body.to_str().unwrap(),
-            "--subject",
+    for (file, contents, subject, expected) in [
+        (
+            "broken.txt",
+            "Hello\n\n{% if name %}\nno endif\n",
             "s",
-        ],
-        &["broken.txt", "line"],
-    );
-    // A column the list does not have.
-    let body = scratch.write("unknown.txt", "Hello {{ name }}\nyour {{ plan }}\n");
-    refused(
-        &scratch,
-        &server,
-        &[
-            "--recipients",
-            list,
-            "--body",
-            body.to_str().unwrap(),
-            "--subject",
+            &["broken.txt", "line"][..],
+        ),
+        // A column the list does not have.
+        (
+            "unknown.txt",
+            "Hello {{ name }}\nyour {{ plan }}\n",
             "s",
-        ],
-        &["unknown.txt, line 2", "a@example.com"],
-    );
-    let body = scratch.write("fine.txt", "Hello\n");
+            &["unknown.txt, line 2", "a@example.com"],
+        ),
+        ("fine.txt", "Hello\n", "{{ x", &["--subject, line 1"]),
+    ] {
+        let body = scratch.write(file, contents);
+        let body = body.to_str().unwrap();
+        refused(&scratch, &server, &run_args(list, body, subject), expected);
+    }
     refused(
         &scratch,
         &server,
-        &[
-            "--recipients",
-            list,
-            "--body",
-            body.to_str().unwrap(),
-            "--subject",
-            "{{ x",
-        ],
-        &["--subject, line 1"],
-    );
-    refused(
-        &scratch,
-        &server,
-        &[
-            "--recipients",
-            list,
-            "--body",
-            "absent.txt",
-            "--subject",
-            "s",
-        ],
+        &run_args(list, "absent.txt", "s"),
         &["absent.txt"],
     );
 }
@@ -169,7 +114,7 @@ fn bad_flags_fakeclock_password_and_db() {
     let list = list.to_str().unwrap();
     let body = scratch.write("body.txt", "Hello\n");
     let body = body.to_str().unwrap();
-    let base = ["--recipients", list, "--body", body, "--subject", "s"];
+    let base = run_args(list, body, "s");
     refused(
         &scratch,
         &server,
