@@ -123,6 +123,21 @@ fn missing_from() {
     refused(&scratch, None, &[], &["--from"]);
 }
 
+/// Like `refused`, 5 days before `EXPIRY`, with `--db DB FLAG VALUE` and the SMTP flags.
+fn refused_at_5_days(
+    scratch: &Scratch,
+    server: &TestServer,
+    db: &str,
+    flag: &str,
+    value: &str,
+    expected: &[&str],
+) {
+    let mut args = vec!["--db", db, flag, value];
+    let smtp = server.smtp_flags();
+    args.extend(smtp.iter().map(String::as_str));
+    refused(scratch, Some(&fakeclock(EXPIRY, 5)), &args, expected);
+}
+
 /// A template error names the template and the line; nothing is sent even though a
 /// reminder is due.
 #[test]
@@ -141,51 +156,33 @@ fn template_errors_name_template_and_line() {
         "Hello,\n\nyour names:\n{% for d in domains %}{{ d }\n{% endfor %}\n",
     );
     let template = template.to_string_lossy().into_owned();
-    let mut args = vec![
-        "--db".to_owned(),
-        db.clone(),
-        "--email-template".to_owned(),
-        template,
-    ];
-    args.extend(server.smtp_flags());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    refused_at_5_days(
         &scratch,
-        Some(&fakeclock(EXPIRY, 5)),
-        &args,
+        &server,
+        &db,
+        "--email-template",
+        &template,
         &["reminder.txt", "line 4"],
     );
 
     // A misspelt variable is caught before sending too.
     let misspelt = scratch.write("misspelt.txt", "Expiring:\n{{ domians }}\n");
     let misspelt = misspelt.to_string_lossy().into_owned();
-    let mut args = vec![
-        "--db".to_owned(),
-        db.clone(),
-        "--email-template".to_owned(),
-        misspelt,
-    ];
-    args.extend(server.smtp_flags());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    refused_at_5_days(
         &scratch,
-        Some(&fakeclock(EXPIRY, 5)),
-        &args,
+        &server,
+        &db,
+        "--email-template",
+        &misspelt,
         &["misspelt.txt", "line 2"],
     );
 
-    let mut args = vec![
-        "--db".to_owned(),
-        db,
-        "--subject".to_owned(),
-        "Expiry {% if %}".to_owned(),
-    ];
-    args.extend(server.smtp_flags());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    refused(
+    refused_at_5_days(
         &scratch,
-        Some(&fakeclock(EXPIRY, 5)),
-        &args,
+        &server,
+        &db,
+        "--subject",
+        "Expiry {% if %}",
         &["--subject", "line 1"],
     );
     assert!(server.messages(None).is_empty());
