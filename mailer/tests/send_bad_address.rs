@@ -5,18 +5,29 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use mailer::Error;
+use mail_test_srv::ServerHandle;
+use mailer::{Connection, Error, Mailer, Sent};
 use support::*;
+
+/// A server with these fault rules, a mailer pointed at it and one open connection.
+async fn connected(faults: &[&str]) -> (ServerHandle, Mailer, Connection) {
+    let server = start_server(faults).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let conn = mailer.connect().await.unwrap();
+    (server, mailer, conn)
+}
+
+/// Sends subject "s", body "b" to `recipients` on `conn`.
+async fn send(conn: &mut Connection, recipients: &[&str]) -> Result<Sent, Error> {
+    conn.send_mail(&to(recipients), "s", "b").await
+}
 
 #[tokio::test]
 async fn a_550_recipient_is_a_typed_error_and_the_connection_stays_usable() {
-    let server = start_server(&["rcpt:reply=550:to=bad@example.com"]).await;
-    let sleeper = VirtualSleeper::new();
-    let mailer = mailer(mailer_config(&server), &sleeper);
-    let mut conn = mailer.connect().await.unwrap();
+    let (server, mailer, mut conn) = connected(&["rcpt:reply=550:to=bad@example.com"]).await;
 
-    let err = conn
-        .send_mail(&to(&["bad@example.com"]), "s", "b")
+    let err = send(&mut conn, &["bad@example.com"])
         .await
         .expect_err("refused");
     assert!(err.is_bad_address(), "{err}");
@@ -32,8 +43,7 @@ async fn a_550_recipient_is_a_typed_error_and_the_connection_stays_usable() {
     // Without the RSET the server would still hold the first MAIL and answer the next
     // MAIL with 503 (RFC 5321 4.1.4): success here proves the transaction was reset
     // (`send_scripted.rs` also sees the RSET itself).
-    let sent = conn
-        .send_mail(&to(&["good@example.com"]), "s", "b")
+    let sent = send(&mut conn, &["good@example.com"])
         .await
         .expect("next message on the same connection");
     assert_eq!(sent.attempts, 1);
@@ -52,12 +62,8 @@ async fn a_550_recipient_is_a_typed_error_and_the_connection_stays_usable() {
 
 #[tokio::test]
 async fn the_bad_recipient_among_several_is_named() {
-    let server = start_server(&["rcpt:reply=550:to=bad@example.com"]).await;
-    let sleeper = VirtualSleeper::new();
-    let mailer = mailer(mailer_config(&server), &sleeper);
-    let mut conn = mailer.connect().await.unwrap();
-    let err = conn
-        .send_mail(&to(&["ok@example.com", "bad@example.com"]), "s", "b")
+    let (server, _mailer, mut conn) = connected(&["rcpt:reply=550:to=bad@example.com"]).await;
+    let err = send(&mut conn, &["ok@example.com", "bad@example.com"])
         .await
         .expect_err("refused");
     assert!(
@@ -65,44 +71,31 @@ async fn the_bad_recipient_among_several_is_named() {
         "{err}"
     );
     assert!(stored(&server).is_empty(), "nothing half-sent");
-    conn.send_mail(&to(&["ok@example.com"]), "s", "b")
-        .await
-        .unwrap();
+    send(&mut conn, &["ok@example.com"]).await.unwrap();
 }
 
 #[tokio::test]
 async fn another_refusal_is_an_error_after_rset_without_retry() {
-    let server = start_server(&["mail:reply=552:first=1"]).await;
-    let sleeper = VirtualSleeper::new();
-    let mailer = mailer(mailer_config(&server), &sleeper);
-    let mut conn = mailer.connect().await.unwrap();
-    let err = conn
-        .send_mail(&to(&["user@example.com"]), "s", "b")
+    let (server, mailer, mut conn) = connected(&["mail:reply=552:first=1"]).await;
+    let err = send(&mut conn, &["user@example.com"])
         .await
         .expect_err("refused");
     assert!(!err.is_bad_address(), "{err}");
     assert_eq!(err.code(), Some(552), "{err}");
     assert!(conn.is_open());
-    conn.send_mail(&to(&["user@example.com"]), "s", "b")
-        .await
-        .unwrap();
+    send(&mut conn, &["user@example.com"]).await.unwrap();
     assert_eq!(stored(&server).len(), 1);
     assert_eq!(mailer.counters().reconnect_attempts, 0);
 }
 
 #[tokio::test]
 async fn invalid_and_non_ascii_addresses_never_reach_the_server() {
-    let server = start_server(&[]).await;
-    let sleeper = VirtualSleeper::new();
-    let mailer = mailer(mailer_config(&server), &sleeper);
-    let mut conn = mailer.connect().await.unwrap();
-    let err = conn
-        .send_mail(&to(&["josé@example.com"]), "s", "b")
+    let (server, _mailer, mut conn) = connected(&[]).await;
+    let err = send(&mut conn, &["josé@example.com"])
         .await
         .expect_err("non-ASCII");
     assert!(matches!(err, Error::NonAsciiAddress { .. }), "{err}");
-    let err = conn
-        .send_mail(&to(&["x@example.com\r\nRCPT TO:<y@example.com>"]), "s", "b")
+    let err = send(&mut conn, &["x@example.com\r\nRCPT TO:<y@example.com>"])
         .await
         .expect_err("injection");
     assert!(err.is_bad_address(), "{err}");
@@ -118,12 +111,8 @@ async fn invalid_and_non_ascii_addresses_never_reach_the_server() {
 
 #[tokio::test]
 async fn a_550_to_mail_from_concerns_the_sender_not_the_recipient() {
-    let server = start_server(&["mail:reply=550:first=1"]).await;
-    let sleeper = VirtualSleeper::new();
-    let mailer = mailer(mailer_config(&server), &sleeper);
-    let mut conn = mailer.connect().await.unwrap();
-    let err = conn
-        .send_mail(&to(&["user@example.com"]), "s", "b")
+    let (_server, _mailer, mut conn) = connected(&["mail:reply=550:first=1"]).await;
+    let err = send(&mut conn, &["user@example.com"])
         .await
         .expect_err("refused");
     assert!(!err.is_bad_address(), "{err}");
@@ -138,7 +127,5 @@ async fn a_550_to_mail_from_concerns_the_sender_not_the_recipient() {
         ),
         "{err}"
     );
-    conn.send_mail(&to(&["user@example.com"]), "s", "b")
-        .await
-        .unwrap();
+    send(&mut conn, &["user@example.com"]).await.unwrap();
 }
