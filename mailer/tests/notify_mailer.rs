@@ -2,8 +2,18 @@
 
 mod common;
 
+use std::path::Path;
+
+use assert_cmd::Command;
 use common::{DAY, EXPIRY, Scratch, TestServer, certificate, summary_field};
 use predicates::prelude::*;
+
+/// notify-mailer sending `body` to the recipients in `list`; subject and the rest to add.
+fn notify(scratch: &Scratch, list: &Path, body: &Path) -> Command {
+    let mut cmd = scratch.notify_mailer();
+    cmd.arg("--recipients").arg(list).arg("--body").arg(body);
+    cmd
+}
 
 fn send_flags(server: &TestServer) -> Vec<String> {
     let mut flags = server.smtp_flags();
@@ -30,12 +40,7 @@ fn hundred_and_twenty_recipients_each_get_exactly_one_message_under_faults() {
         "body.txt",
         "Hello {{ name }},\n\nyour codes:{% for row in rows %} {{ row.code }}{% endfor %}\nsent to {{ email }}\n",
     );
-    let output = scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    let output = notify(&scratch, &list, &body)
         .args(["--subject", "News for {{ name }}", "--parallel-sends", "3"])
         .args(send_flags(&server))
         .output()
@@ -74,12 +79,7 @@ fn dry_run_is_the_default() {
     let scratch = Scratch::new();
     let list = scratch.write("list.csv", "email\na@example.com\nb@example.com\n");
     let body = scratch.write("body.txt", "Hi {{ email }}\n");
-    scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    notify(&scratch, &list, &body)
         .args(["--subject", "Hi"])
         .args(server.smtp_flags())
         .assert()
@@ -101,13 +101,8 @@ fn tsv_and_address_range() {
         "email\tnote\nd@example.com\tfour\na@example.com\tone, with a comma\nc@example.com\tthree\nb@example.com\ttwo\n",
     );
     let body = scratch.write("body.txt", "{{ note }}\n");
-    let output = scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
+    let output = notify(&scratch, &list, &body)
         .arg("--tsv")
-        .arg("--body")
-        .arg(&body)
         .args([
             "--subject",
             "Range",
@@ -158,12 +153,7 @@ fn registration_ids_resolve_through_the_store() {
         .success();
     let list = scratch.write("ids.csv", "id,plan\n1,gold\n");
     let body = scratch.write("body.txt", "Plan {{ plan }} for account {{ id }}\n");
-    scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    notify(&scratch, &list, &body)
         .args(["--subject", "Plan", "--db", &db])
         .args(send_flags(&server))
         .assert()
@@ -174,12 +164,7 @@ fn registration_ids_resolve_through_the_store() {
         assert_eq!(server.text(&mail[0]).trim_end(), "Plan gold for account 1");
     }
     // Without a store there is nothing to resolve: exit 1, and no empty store is left behind.
-    scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    notify(&scratch, &list, &body)
         .args(["--subject", "Plan"])
         .args(send_flags(&server))
         .assert()
@@ -188,12 +173,7 @@ fn registration_ids_resolve_through_the_store() {
     assert!(!scratch.path("expiration-mailer.sqlite").exists());
     // An id with no registration is an error naming the line.
     let list = scratch.write("missing.csv", "id\n1\n99\n");
-    scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    notify(&scratch, &list, &body)
         .args(["--subject", "Plan", "--db", &db])
         .args(send_flags(&server))
         .assert()
@@ -211,12 +191,7 @@ fn failed_addresses_are_listed() {
         "email\nok1@example.com\nnobody@example.com\nok2@example.com\n",
     );
     let body = scratch.write("body.txt", "Hello\n");
-    let output = scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    let output = notify(&scratch, &list, &body)
         .args(["--subject", "Hello", "--sleep", "1ms"])
         .args(send_flags(&server))
         .output()
@@ -243,12 +218,7 @@ fn unreachable_server_exits_1() {
         .local_addr()
         .unwrap()
         .port();
-    let output = scratch
-        .notify_mailer()
-        .arg("--recipients")
-        .arg(&list)
-        .arg("--body")
-        .arg(&body)
+    let output = notify(&scratch, &list, &body)
         .args([
             "--subject",
             "Hello",
