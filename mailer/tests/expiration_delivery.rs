@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{DAY, EXPIRY, Scratch, TestServer, certificate, fakeclock, run_at, summary_field};
+use common::{
+    DAY, EXPIRY, Scratch, TestServer, block_on, certificate, fakeclock, run_at, summary_field,
+};
 
 /// A 550 for the address marks the certificate (no retry); the run still exits 0, and other
 /// registrations get their reminders.
@@ -13,17 +15,19 @@ fn bad_address_marks_and_is_not_retried() {
     let server = TestServer::start(&["rcpt:reply=550:to=gone@example.com"]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    scratch.import(
+    scratch.import_until(
         &db,
         "mailto:gone@example.com",
-        "bad",
-        &certificate(&["bad.example.com"], EXPIRY - 90 * DAY, EXPIRY, 20),
+        "bad.example.com",
+        EXPIRY,
+        20,
     );
-    scratch.import(
+    scratch.import_until(
         &db,
         "mailto:fine@example.com",
-        "good",
-        &certificate(&["good.example.com"], EXPIRY - 90 * DAY, EXPIRY + 60, 21),
+        "good.example.com",
+        EXPIRY + 60,
+        21,
     );
     let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
     assert_eq!(summary_field(&out, "bad_addresses"), 1, "{out}");
@@ -47,29 +51,22 @@ fn no_usable_contact_is_marked() {
     let db = scratch.db_url();
     // import insists on mailto:, so the contacts are changed with SQL afterwards, as
     // another tool (or a damaged row) would leave them.
-    scratch.import(
-        &db,
-        "mailto:one@example.com",
-        "tel",
-        &certificate(&["tel.example.com"], EXPIRY - 90 * DAY, EXPIRY, 30),
-    );
-    scratch.import(
+    scratch.import_until(&db, "mailto:one@example.com", "tel.example.com", EXPIRY, 30);
+    scratch.import_until(
         &db,
         "mailto:two@example.com",
-        "junk",
-        &certificate(&["junk.example.com"], EXPIRY - 90 * DAY, EXPIRY, 31),
+        "junk.example.com",
+        EXPIRY,
+        31,
     );
-    scratch.import(
+    scratch.import_until(
         &db,
         "mailto:fine@example.com",
-        "fine",
-        &certificate(&["fine.example.com"], EXPIRY - 90 * DAY, EXPIRY, 32),
+        "fine.example.com",
+        EXPIRY,
+        32,
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         sqlx::any::install_default_drivers();
         let pool = sqlx::AnyPool::connect(&db).await.unwrap();
         sqlx::query("UPDATE registrations SET contact = '[\"tel:+15550100\"]' WHERE id = 1")
@@ -161,28 +158,14 @@ fn parallel_sends_deliver_each_reminder_once() {
     let server = TestServer::start(&["mail:close:35%"]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    let mut pems = Vec::new();
     for i in 0..24u64 {
-        let pem = certificate(
-            &[&format!("site{i}.example.com")],
-            EXPIRY - 90 * DAY,
+        scratch.import_until(
+            &db,
+            &format!("mailto:user{i}@example.com"),
+            &format!("site{i}.example.com"),
             EXPIRY + i * 60,
             100 + i,
         );
-        pems.push(scratch.write(&format!("{i}.pem"), &pem));
-        scratch
-            .expiration_mailer()
-            .args([
-                "import",
-                "--db",
-                &db,
-                "--contact",
-                &format!("mailto:user{i}@example.com"),
-                "--pem",
-            ])
-            .arg(&pems[i as usize])
-            .assert()
-            .success();
     }
     let out = run_at(
         &scratch,
@@ -209,12 +192,7 @@ fn dry_run_sends_and_records_nothing() {
     let server = TestServer::start(&[]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    scratch.import(
-        &db,
-        "mailto:dry@example.com",
-        "d",
-        &certificate(&["dry.example.com"], EXPIRY - 90 * DAY, EXPIRY, 50),
-    );
+    scratch.import_until(&db, "mailto:dry@example.com", "dry.example.com", EXPIRY, 50);
     let out = run_at(
         &scratch,
         &server,
@@ -237,12 +215,7 @@ fn dry_run_sends_and_records_nothing() {
 fn unreachable_server_exits_1() {
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    scratch.import(
-        &db,
-        "mailto:x@example.com",
-        "x",
-        &certificate(&["x.example.com"], EXPIRY - 90 * DAY, EXPIRY, 70),
-    );
+    scratch.import_until(&db, "mailto:x@example.com", "x.example.com", EXPIRY, 70);
     // A port that was just free: bind, note it, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -277,11 +250,7 @@ fn unreachable_server_exits_1() {
         last.starts_with("expiration-mailer: error: cannot connect to the SMTP server"),
         "{stderr}"
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let store = mailer::db::Store::open(&db).await.unwrap();
         assert_eq!(store.last_reminder("46").await.unwrap(), None);
         store.close().await;
@@ -296,16 +265,12 @@ fn cert_limit_caps_each_run() {
     let scratch = Scratch::new();
     let db = scratch.db_url();
     for i in 0..3u64 {
-        scratch.import(
+        scratch.import_until(
             &db,
             &format!("mailto:limit{i}@example.com"),
-            &format!("l{i}"),
-            &certificate(
-                &[&format!("l{i}.example.com")],
-                EXPIRY - 90 * DAY,
-                EXPIRY + i * 60,
-                80 + i,
-            ),
+            &format!("l{i}.example.com"),
+            EXPIRY + i * 60,
+            80 + i,
         );
     }
     let now = fakeclock(EXPIRY, 5);
@@ -327,11 +292,12 @@ fn lost_reply_repeats_rather_than_skips() {
     let server = TestServer::start(&["data-end:accept-close:first=1"]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    scratch.import(
+    scratch.import_until(
         &db,
         "mailto:lost@example.com",
-        "l",
-        &certificate(&["lost.example.com"], EXPIRY - 90 * DAY, EXPIRY, 90),
+        "lost.example.com",
+        EXPIRY,
+        90,
     );
     let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
     assert_eq!(summary_field(&out, "sent"), 1, "{out}");

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{DAY, EXPIRY, Scratch, TestServer, certificate, fakeclock, run_at, summary_field};
+use common::{
+    DAY, EXPIRY, Scratch, TestServer, block_on, certificate, fakeclock, run_at, summary_field,
+};
 
 /// The original: a certificate expiring at E, runs at E-31d, E-13d, E-2d give exactly two
 /// reminders naming its domains and date; a fourth run at E-2d gives none.
@@ -70,11 +72,12 @@ fn one_message_per_registration_with_all_domains() {
         "a",
         &certificate(&many, EXPIRY - 90 * DAY, EXPIRY, 1),
     );
-    scratch.import(
+    scratch.import_until(
         &db,
         "mailto:ops@example.org",
-        "b",
-        &certificate(&["api.example.org"], EXPIRY - 90 * DAY, EXPIRY - DAY, 2),
+        "api.example.org",
+        EXPIRY - DAY,
+        2,
     );
     let out = run_at(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
     assert_eq!(summary_field(&out, "examined"), 2, "{out}");
@@ -99,12 +102,7 @@ fn renewed_certificates_are_skipped_and_marked() {
     let server = TestServer::start(&[]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    scratch.import(
-        &db,
-        "mailto:r@example.com",
-        "old",
-        &certificate(&["renew.example.com"], EXPIRY - 90 * DAY, EXPIRY, 10),
-    );
+    scratch.import_until(&db, "mailto:r@example.com", "renew.example.com", EXPIRY, 10);
     scratch.import(
         &db,
         "mailto:r@example.com",
@@ -134,17 +132,8 @@ fn revoked_certificates_are_ignored() {
     let server = TestServer::start(&[]);
     let scratch = Scratch::new();
     let db = scratch.db_url();
-    scratch.import(
-        &db,
-        "mailto:rev@example.com",
-        "r",
-        &certificate(&["rev.example.com"], EXPIRY - 90 * DAY, EXPIRY, 60),
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    scratch.import_until(&db, "mailto:rev@example.com", "rev.example.com", EXPIRY, 60);
+    block_on(async {
         let store = mailer::db::Store::open(&db).await.unwrap();
         assert!(store.revoke("3c").await.unwrap());
         store.close().await;

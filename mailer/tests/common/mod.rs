@@ -208,6 +208,22 @@ impl Scratch {
             .assert()
             .success();
     }
+
+    /// Imports for `contact` a certificate for `domain` (in `DOMAIN.pem`), issued 90 days
+    /// before `EXPIRY` and valid until `not_after`.
+    pub fn import_until(&self, db: &str, contact: &str, domain: &str, not_after: u64, serial: u64) {
+        let pem = certificate(&[domain], EXPIRY - 90 * DAY, not_after, serial);
+        self.import(db, contact, domain, &pem);
+    }
+}
+
+/// Runs `future` to completion on a single-threaded runtime of its own.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 /// Runs expiration-mailer once under FAKECLOCK with extra flags; returns its stdout.
