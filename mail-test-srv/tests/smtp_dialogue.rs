@@ -2,8 +2,20 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
 use common::{Client, start, stored};
-use mail_test_srv::{Config, Limits};
+use mail_test_srv::{Config, Limits, ServerHandle};
+
+/// A server with these limits, otherwise as `Config::ephemeral()`.
+async fn start_with(limits: Limits) -> ServerHandle {
+    start(Config {
+        limits,
+        ..Config::ephemeral()
+    })
+    .await
+}
 
 #[tokio::test]
 async fn greeting_and_ehlo_advertise_extensions() {
@@ -131,22 +143,14 @@ async fn bad_sequence_gets_503() {
     c.expect("MAIL FROM:<a@b>", 503).await;
     c.expect("DATA", 503).await;
     let stats = server.state().stats();
-    assert_eq!(
-        stats
-            .command_errors
-            .load(std::sync::atomic::Ordering::Relaxed),
-        6
-    );
+    assert_eq!(stats.command_errors.load(Ordering::Relaxed), 6);
 }
 
 #[tokio::test]
 async fn over_long_line_gets_500_and_session_goes_on() {
-    let server = start(Config {
-        limits: Limits {
-            max_line_length: 512,
-            ..Limits::default()
-        },
-        ..Config::ephemeral()
+    let server = start_with(Limits {
+        max_line_length: 512,
+        ..Limits::default()
     })
     .await;
     let mut c = Client::ehlo(&server).await;
@@ -163,12 +167,9 @@ async fn over_long_line_gets_500_and_session_goes_on() {
 
 #[tokio::test]
 async fn too_many_recipients_gets_452() {
-    let server = start(Config {
-        limits: Limits {
-            max_recipients: 2,
-            ..Limits::default()
-        },
-        ..Config::ephemeral()
+    let server = start_with(Limits {
+        max_recipients: 2,
+        ..Limits::default()
     })
     .await;
     let mut c = Client::ehlo(&server).await;
@@ -185,12 +186,9 @@ async fn too_many_recipients_gets_452() {
 
 #[tokio::test]
 async fn oversized_message_is_read_then_refused_with_552() {
-    let server = start(Config {
-        limits: Limits {
-            max_message_size: 1000,
-            ..Limits::default()
-        },
-        ..Config::ephemeral()
+    let server = start_with(Limits {
+        max_message_size: 1000,
+        ..Limits::default()
     })
     .await;
     let mut c = Client::connect(&server).await;
@@ -214,12 +212,9 @@ async fn oversized_message_is_read_then_refused_with_552() {
 
 #[tokio::test(start_paused = true)]
 async fn silent_client_gets_421_after_idle_timeout() {
-    let server = start(Config {
-        limits: Limits {
-            idle_timeout: std::time::Duration::from_secs(60),
-            ..Limits::default()
-        },
-        ..Config::ephemeral()
+    let server = start_with(Limits {
+        idle_timeout: Duration::from_secs(60),
+        ..Limits::default()
     })
     .await;
     let mut c = Client::connect(&server).await;
@@ -228,25 +223,17 @@ async fn silent_client_gets_421_after_idle_timeout() {
     let reply = c.reply_untimed().await.unwrap();
     assert_eq!(reply.code, 421);
     assert!(reply.text().starts_with("4.4.2"), "{reply:?}");
-    assert!(started.elapsed() >= std::time::Duration::from_secs(60));
+    assert!(started.elapsed() >= Duration::from_secs(60));
     assert!(c.read_to_end().await.unwrap().is_empty());
     let stats = server.state().stats();
-    assert_eq!(
-        stats
-            .idle_timeouts
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(stats.idle_timeouts.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
 async fn connection_over_the_limit_gets_421() {
-    let server = start(Config {
-        limits: Limits {
-            max_connections: 1,
-            ..Limits::default()
-        },
-        ..Config::ephemeral()
+    let server = start_with(Limits {
+        max_connections: 1,
+        ..Limits::default()
     })
     .await;
     let mut first = Client::connect(&server).await;
@@ -265,7 +252,7 @@ async fn connection_over_the_limit_gets_421() {
             third = Some(c);
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     third
         .expect("served after the first left")
@@ -286,26 +273,22 @@ async fn shutdown_sends_421_to_open_sessions() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_counts_from_the_last_reply() {
-    let server = start(Config {
-        limits: Limits {
-            idle_timeout: std::time::Duration::from_secs(60),
-            ..Limits::default()
-        },
-        ..Config::ephemeral()
+    let server = start_with(Limits {
+        idle_timeout: Duration::from_secs(60),
+        ..Limits::default()
     })
     .await;
     let mut c = Client::connect(&server).await;
     // Activity at 40 s pushes the deadline to 100 s; the first timer (60 s) must not end it,
     // and the re-armed one must.
-    tokio::time::sleep(std::time::Duration::from_secs(40)).await;
+    tokio::time::sleep(Duration::from_secs(40)).await;
     c.expect("NOOP", 250).await;
     let started = tokio::time::Instant::now();
     let reply = c.reply_untimed().await.unwrap();
     assert_eq!(reply.code, 421, "{reply:?}");
     let waited = started.elapsed();
     assert!(
-        waited >= std::time::Duration::from_secs(59)
-            && waited <= std::time::Duration::from_secs(61),
+        waited >= Duration::from_secs(59) && waited <= Duration::from_secs(61),
         "{waited:?}"
     );
 }
