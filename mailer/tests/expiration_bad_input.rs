@@ -44,24 +44,18 @@ fn unknown_flag() {
 #[test]
 fn bad_db_url() {
     let scratch = Scratch::new();
-    refused(
-        &scratch,
-        None,
-        &["--db", "postgres://u@h/db", "--from", "a@b.example"],
-        &["--db", "postgres"],
-    );
-    refused(
-        &scratch,
-        None,
-        &["--db", "sqlite://", "--from", "a@b.example"],
-        &["--db"],
-    );
-    refused(
-        &scratch,
-        None,
-        &["--db", "not a url", "--from", "a@b.example"],
-        &["--db"],
-    );
+    for (url, expected) in [
+        ("postgres://u@h/db", &["--db", "postgres"][..]),
+        ("sqlite://", &["--db"]),
+        ("not a url", &["--db"]),
+    ] {
+        refused(
+            &scratch,
+            None,
+            &["--db", url, "--from", "a@b.example"],
+            expected,
+        );
+    }
 }
 
 #[test]
