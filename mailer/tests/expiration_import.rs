@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use common::{DAY, EXPIRY, Scratch, certificate};
+use common::{DAY, EXPIRY, Scratch, block_on, certificate};
 use predicates::prelude::*;
 
 /// Writes `FILE` holding a certificate for `name`, valid for the 90 days up to `EXPIRY`.
@@ -24,11 +24,7 @@ fn import(scratch: &Scratch, db: &str, contact: &str) -> Command {
 }
 
 fn count_certificates(db: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let store = mailer::db::Store::open(db).await.unwrap();
         let n = store.certificate_count().await.unwrap();
         store.close().await;
