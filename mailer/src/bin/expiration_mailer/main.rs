@@ -33,14 +33,7 @@ use crate::templates::Templates;
 const PROGRAM: &str = "expiration-mailer";
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse_args(PROGRAM);
-    cli::init_logging();
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(Fatal::failure)
-        .and_then(|runtime| runtime.block_on(run(args)));
-    cli::finish(PROGRAM, result)
+    cli::main(PROGRAM, run)
 }
 
 async fn run(args: Args) -> Result<ExitCode, Fatal> {
