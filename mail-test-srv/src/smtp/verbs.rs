@@ -69,9 +69,20 @@ impl Session {
         Flow::Continue
     }
 
-    /// `530` when the session must be under TLS first (`--require-tls`, STARTTLS mode).
-    fn needs_tls(&self) -> bool {
-        self.settings.require_tls && !self.tls && self.settings.tls_mode != TlsMode::None
+    /// Answers `530` when the session must be under TLS first (`--require-tls`, STARTTLS
+    /// mode) and says whether it did.
+    fn refused_before_tls(&mut self) -> bool {
+        let refused =
+            self.settings.require_tls && !self.tls && self.settings.tls_mode != TlsMode::None;
+        if refused {
+            push(
+                &mut self.out,
+                530,
+                "5.7.0",
+                "must issue a STARTTLS command first",
+            );
+        }
+        refused
     }
 
     async fn handle_mail(&mut self, from: &str, params: MailParams) -> Flow {
@@ -79,13 +90,7 @@ impl Session {
             self.error(503, "5.5.1", "send EHLO or HELO first");
             return Flow::Continue;
         }
-        if self.needs_tls() {
-            push(
-                &mut self.out,
-                530,
-                "5.7.0",
-                "must issue a STARTTLS command first",
-            );
+        if self.refused_before_tls() {
             return Flow::Continue;
         }
         if matches!(self.settings.auth, AuthMode::Required { .. }) && self.auth_user.is_none() {
@@ -217,13 +222,7 @@ impl Session {
             self.error(503, "5.5.1", "send EHLO first");
             return Flow::Continue;
         }
-        if self.needs_tls() {
-            push(
-                &mut self.out,
-                530,
-                "5.7.0",
-                "must issue a STARTTLS command first",
-            );
+        if self.refused_before_tls() {
             return Flow::Continue;
         }
         if self.auth_user.is_some() {
