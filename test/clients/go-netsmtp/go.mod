@@ -1,0 +1,3 @@
+module go-netsmtp
+
+go 1.19
