@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use mail_test_srv::smtp::data::DataReceiver;
-use mail_test_srv::smtp::parse::parse;
+use mail_test_srv::smtp::parse::{PathSyntax, parse};
 use mail_test_srv::{Config, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -43,7 +43,7 @@ fn parser() {
     let per_line = batches(|| {
         for _ in 0..PER_BATCH / lines.len() as u32 {
             for line in lines {
-                let _ = black_box(parse(black_box(line)));
+                let _ = black_box(parse(black_box(line), PathSyntax::Lenient));
             }
         }
     })
@@ -51,7 +51,7 @@ fn parser() {
     report("parse one command line (mix of 6)", per_line);
     let per_mail = batches(|| {
         for _ in 0..PER_BATCH {
-            let _ = black_box(parse(black_box(lines[1])));
+            let _ = black_box(parse(black_box(lines[1]), PathSyntax::Lenient));
         }
     })
     .map(|d| d / PER_BATCH);

@@ -47,6 +47,7 @@ fn main() {
             tls: false,
             auth_user: None,
             connection: i,
+            lenient_lines: Vec::new(),
         });
     }
     let elapsed = start.elapsed();
@@ -65,6 +66,7 @@ fn main() {
             tls: false,
             auth_user: None,
             connection: 0,
+            lenient_lines: Vec::new(),
         });
     });
     report("insert into a full store (evicts one)", &mut { evicting });

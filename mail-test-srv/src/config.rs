@@ -36,9 +36,11 @@ pub enum CertSource {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AuthMode {
     /// AUTH is not advertised; MAIL needs no authentication.
-    #[default]
     Off,
     /// `AUTH PLAIN LOGIN` advertised; any credentials succeed; MAIL needs no authentication.
+    /// The default, as in most test servers: clients that always authenticate (the original
+    /// Go mailer does) just work, and the user name is recorded with each message.
+    #[default]
     AcceptAny,
     /// Exactly this user and password succeed (535 otherwise); MAIL without AUTH gets 530.
     Required { user: String, password: String },
@@ -92,6 +94,9 @@ pub struct Config {
     pub auth: AuthMode,
     /// Refuse AUTH and MAIL before STARTTLS with 530, as a submission server would.
     pub require_tls: bool,
+    /// RFC 5321 path syntax for MAIL and RCPT (`--strict`); the default reads paths leniently,
+    /// as real clients send them (`MAIL FROM:<"Name" <a@b>>`). Changeable at runtime.
+    pub strict: bool,
     pub limits: Limits,
     /// The fault plan in force at start (`--fault`, `--close-chance`, `--close-first`).
     pub faults: Vec<FaultRule>,
@@ -107,8 +112,9 @@ impl Default for Config {
             hostname: "localhost".to_owned(),
             tls: TlsMode::None,
             cert: None,
-            auth: AuthMode::Off,
+            auth: AuthMode::AcceptAny,
             require_tls: false,
+            strict: false,
             limits: Limits::default(),
             faults: Vec::new(),
             seed: None,

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -39,6 +39,8 @@ struct Shared {
     store: Store,
     faults: FaultEngine,
     stats: Stats,
+    /// `--strict`, changeable at runtime (`PATCH /api/v1/settings`); read at each command.
+    strict: AtomicBool,
     /// Built once by [`start`]; `run` builds it from `config` when absent.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -56,11 +58,12 @@ impl State {
         let faults = FaultEngine::new(config.faults.clone(), seed);
         State {
             inner: Arc::new(Shared {
-                config,
                 store,
                 faults,
                 stats: Stats::default(),
+                strict: AtomicBool::new(config.strict),
                 tls,
+                config,
             }),
         }
     }
@@ -75,6 +78,22 @@ impl State {
     }
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+    /// Whether MAIL and RCPT paths are read with RFC 5321 syntax only (`--strict`).
+    pub fn strict(&self) -> bool {
+        self.inner.strict.load(Ordering::Relaxed)
+    }
+    /// Switches strict path syntax on or off for every session, from its next command on.
+    pub fn set_strict(&self, strict: bool) {
+        self.inner.strict.store(strict, Ordering::Relaxed);
+    }
+    /// The path syntax in force now.
+    pub fn path_syntax(&self) -> crate::smtp::parse::PathSyntax {
+        if self.strict() {
+            crate::smtp::parse::PathSyntax::Strict
+        } else {
+            crate::smtp::parse::PathSyntax::Lenient
+        }
     }
 }
 

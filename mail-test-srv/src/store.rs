@@ -34,6 +34,9 @@ pub struct NewMessage {
     pub auth_user: Option<String>,
     /// Id of the SMTP connection it arrived on.
     pub connection: u64,
+    /// The MAIL and RCPT lines, as received, whose path only the lenient syntax accepted
+    /// (`MAIL FROM:<"Name" <a@b>>`), so a user sees what the client really sent.
+    pub lenient_lines: Vec<String>,
 }
 
 /// A message in the store: what the session handed over, its id and the scanned headers.
@@ -48,6 +51,8 @@ pub struct StoredMessage {
     pub tls: bool,
     pub auth_user: Option<String>,
     pub connection: u64,
+    /// See [`NewMessage::lenient_lines`].
+    pub lenient_lines: Vec<String>,
     /// Decoded `Subject` header, if any.
     pub subject: Option<String>,
     /// `Message-ID` header without angle brackets, if any.
@@ -109,6 +114,7 @@ impl Store {
                 tls: message.tls,
                 auth_user: message.auth_user,
                 connection: message.connection,
+                lenient_lines: message.lenient_lines,
                 subject: summary.subject,
                 message_id: summary.message_id,
             });

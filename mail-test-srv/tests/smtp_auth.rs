@@ -23,9 +23,38 @@ const PASS: &str = "cA==";
 
 #[tokio::test]
 async fn auth_off_is_not_advertised_and_refused() {
-    let server = start(Config::ephemeral()).await;
-    let mut c = Client::ehlo(&server).await;
+    let server = start(Config {
+        auth: AuthMode::Off,
+        ..Config::ephemeral()
+    })
+    .await;
+    let mut c = Client::connect(&server).await;
+    let ehlo = c.expect("EHLO me", 250).await;
+    assert!(
+        !ehlo.lines.iter().any(|l| l.starts_with("AUTH")),
+        "{ehlo:?}"
+    );
     c.expect(&format!("AUTH PLAIN {PLAIN_OK}"), 502).await;
+}
+
+#[tokio::test]
+async fn by_default_any_credentials_are_accepted_and_the_user_recorded() {
+    let server = start(Config::ephemeral()).await;
+    let mut c = Client::connect(&server).await;
+    let ehlo = c.expect("EHLO me", 250).await;
+    assert!(
+        ehlo.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"),
+        "{ehlo:?}"
+    );
+    // AUTH PLAIN with the credentials of `--auth user:password`'s test: any pair will do.
+    c.expect(&format!("AUTH PLAIN {PLAIN_BAD}"), 235).await;
+    let reply = c
+        .send_mail("a@b", &["c@d"], "Subject: x\r\n\r\nbody\r\n")
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let mail = stored(&server);
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].auth_user.as_deref(), Some("u"));
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ pub(super) struct Summary {
     tls: bool,
     auth_user: Option<String>,
     connection: u64,
+    /// MAIL / RCPT lines as received when only the lenient path syntax accepted them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lenient_lines: Vec<String>,
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -57,6 +60,7 @@ impl From<&StoredMessage> for Summary {
             tls: m.tls,
             auth_user: m.auth_user.clone(),
             connection: m.connection,
+            lenient_lines: m.lenient_lines.clone(),
         }
     }
 }

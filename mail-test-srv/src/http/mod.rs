@@ -4,6 +4,7 @@
 //! - `messages.rs`: `/api/v1/messages...` and `/api/v1/wait`.
 //! - `control.rs`: `/api/v1/faults`, `/api/v1/events`, `/api/v1/reset`.
 //! - `metrics.rs`: `/api/v1/stats`, `/metrics` (Prometheus text), `/healthz`.
+//! - `settings.rs`: `/api/v1/settings`, what may change at runtime (`strict`).
 //!
 //! Under `/api/v1` every error is JSON `{"error": "..."}` with a 4xx status, unknown routes
 //! included; elsewhere unknown routes get the Go server's `404 page not found`.
@@ -13,6 +14,7 @@ mod control;
 mod legacy;
 mod messages;
 mod metrics;
+mod settings;
 
 use axum::Router;
 use axum::extract::Query;
@@ -41,6 +43,7 @@ pub fn router(state: State) -> axum::Router {
         .route("/events", get(control::events))
         .route("/reset", axum::routing::post(control::reset))
         .route("/stats", get(metrics::stats))
+        .route("/settings", get(settings::get).patch(settings::patch))
         .route("/metrics", get(metrics::prometheus))
         .route("/healthz", get(metrics::healthz))
         .fallback(api_not_found)

@@ -1,6 +1,7 @@
 //! SMTP protocol (RFC 5321): parsing without I/O, and the per-connection session.
 //!
-//! - `parse.rs`: one command line in, a [`parse::Command`] or a typed error out.
+//! - `parse.rs`: one command line in, a [`parse::Command`] or a typed error out;
+//!   `path.rs` reads MAIL / RCPT paths, leniently by default or strictly (`--strict`).
 //! - `data.rs`: the DATA receiver (end marker, dot-unstuffing, size limit).
 //! - `reply.rs`: reply formatting with enhanced status codes (RFC 3463).
 //! - `settings.rs`: what all sessions of one server share (greeting, EHLO lines, limits, TLS).
@@ -13,6 +14,7 @@ mod auth;
 pub mod connection;
 pub mod data;
 pub mod parse;
+mod path;
 pub mod reply;
 pub mod session;
 pub mod settings;

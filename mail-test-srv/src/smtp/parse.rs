@@ -2,7 +2,11 @@
 //!
 //! No I/O and no allocation: the command borrows from the line, so the session can parse
 //! every pipelined line straight out of its read buffer. A parse error becomes a 500/501/555
-//! reply in the session, never a crash.
+//! reply in the session, never a crash. Envelope paths are read by `path.rs`, strictly or
+//! leniently ([`PathSyntax`]).
+
+use super::path;
+pub use super::path::PathSyntax;
 
 /// A parsed command line. Arguments borrow from the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,10 +19,14 @@ pub enum Command<'a> {
     Mail {
         from: &'a str,
         params: MailParams,
+        /// Only the lenient path syntax accepted the line (see `path.rs`).
+        lenient: bool,
     },
     /// `RCPT TO:<path>`.
     Rcpt {
         to: &'a str,
+        /// Only the lenient path syntax accepted the line.
+        lenient: bool,
     },
     Data,
     Rset,
@@ -74,8 +82,9 @@ pub enum ParseError {
     UnknownParam,
 }
 
-/// Parses one command line; `line` excludes the line ending.
-pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
+/// Parses one command line; `line` excludes the line ending. `syntax` says how MAIL and
+/// RCPT paths are read.
+pub fn parse(line: &[u8], syntax: PathSyntax) -> Result<Command<'_>, ParseError> {
     let (verb, rest) = match memchr::memchr(b' ', line) {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, &b""[..]),
@@ -90,8 +99,8 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
     match &upper[..verb.len()] {
         b"EHLO" => Ok(Command::Ehlo(domain(rest)?)),
         b"HELO" => Ok(Command::Helo(domain(rest)?)),
-        b"MAIL" => parse_mail(rest),
-        b"RCPT" => parse_rcpt(rest),
+        b"MAIL" => parse_mail(rest, syntax),
+        b"RCPT" => parse_rcpt(rest, syntax),
         b"DATA" => no_args(rest, Command::Data),
         b"RSET" => no_args(rest, Command::Rset),
         // RFC 5321 4.1.1.9: NOOP may carry a string, which is ignored.
@@ -141,39 +150,6 @@ fn strip_keyword<'a>(rest: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     Some(rest[prefix.len()..].trim_ascii_start())
 }
 
-/// Splits `<path> params` (or a bare `path params`) into the address and the parameter text.
-fn path(rest: &[u8]) -> Result<(&str, &[u8]), ParseError> {
-    let (addr, params) = if let Some(inner) = rest.strip_prefix(b"<") {
-        let end = memchr::memchr(b'>', inner).ok_or(ParseError::Syntax("missing '>'"))?;
-        (&inner[..end], &inner[end + 1..])
-    } else {
-        match memchr::memchr(b' ', rest) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, &b""[..]),
-        }
-    };
-    if !params.is_empty() && params[0] != b' ' {
-        return Err(ParseError::Syntax("junk after the address"));
-    }
-    // RFC 5321 4.1.2: a source route `@a,@b:user@c` is accepted and ignored.
-    let addr = match addr.first() {
-        Some(b'@') => match memchr::memchr(b':', addr) {
-            Some(i) => &addr[i + 1..],
-            None => return Err(ParseError::Syntax("bad source route")),
-        },
-        _ => addr,
-    };
-    let addr =
-        std::str::from_utf8(addr).map_err(|_| ParseError::Syntax("address is not valid UTF-8"))?;
-    if addr
-        .bytes()
-        .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f)
-    {
-        return Err(ParseError::Syntax("bad character in address"));
-    }
-    Ok((addr, trim(params)))
-}
-
 fn mailbox_ok(addr: &str) -> bool {
     match addr.rsplit_once('@') {
         Some((local, domain)) => !local.is_empty() && !domain.is_empty(),
@@ -181,13 +157,11 @@ fn mailbox_ok(addr: &str) -> bool {
     }
 }
 
-fn parse_mail(rest: &[u8]) -> Result<Command<'_>, ParseError> {
+fn parse_mail(rest: &[u8], syntax: PathSyntax) -> Result<Command<'_>, ParseError> {
     let rest =
         strip_keyword(rest, b"FROM:").ok_or(ParseError::Syntax("syntax: MAIL FROM:<address>"))?;
-    let (from, params_text) = path(rest).map_err(|e| match e {
-        ParseError::Syntax(why) => ParseError::BadSender(why),
-        other => other,
-    })?;
+    let path = path::read(rest, syntax).map_err(ParseError::BadSender)?;
+    let (from, params_text) = (path.addr, path.params);
     if !from.is_empty() && !mailbox_ok(from) {
         return Err(ParseError::BadSender("bad sender address syntax"));
     }
@@ -219,24 +193,29 @@ fn parse_mail(rest: &[u8]) -> Result<Command<'_>, ParseError> {
             return Err(ParseError::UnknownParam);
         }
     }
-    Ok(Command::Mail { from, params })
+    Ok(Command::Mail {
+        from,
+        params,
+        lenient: path.lenient,
+    })
 }
 
-fn parse_rcpt(rest: &[u8]) -> Result<Command<'_>, ParseError> {
+fn parse_rcpt(rest: &[u8], syntax: PathSyntax) -> Result<Command<'_>, ParseError> {
     let rest =
         strip_keyword(rest, b"TO:").ok_or(ParseError::Syntax("syntax: RCPT TO:<address>"))?;
-    let (to, params) = path(rest).map_err(|e| match e {
-        ParseError::Syntax(why) => ParseError::BadRecipient(why),
-        other => other,
-    })?;
+    let path = path::read(rest, syntax).map_err(ParseError::BadRecipient)?;
+    let to = path.addr;
     // RFC 5321 4.5.1: `<postmaster>` without a domain must be accepted.
     if !mailbox_ok(to) && !to.eq_ignore_ascii_case("postmaster") {
         return Err(ParseError::BadRecipient("bad recipient address syntax"));
     }
-    if !params.is_empty() {
+    if !path.params.is_empty() {
         return Err(ParseError::UnknownParam);
     }
-    Ok(Command::Rcpt { to })
+    Ok(Command::Rcpt {
+        to,
+        lenient: path.lenient,
+    })
 }
 
 fn parse_auth(rest: &[u8]) -> Result<Command<'_>, ParseError> {
@@ -264,145 +243,266 @@ mod tests {
     #[test]
     fn verbs_are_case_insensitive() {
         assert_eq!(
-            parse(b"ehlo client.example"),
+            parse(b"ehlo client.example", PathSyntax::Lenient),
             Ok(Command::Ehlo("client.example"))
         );
-        assert_eq!(parse(b"HeLo x"), Ok(Command::Helo("x")));
-        assert_eq!(parse(b"quit"), Ok(Command::Quit));
-        assert_eq!(parse(b"StartTLS"), Ok(Command::StartTls));
+        assert_eq!(
+            parse(b"HeLo x", PathSyntax::Lenient),
+            Ok(Command::Helo("x"))
+        );
+        assert_eq!(parse(b"quit", PathSyntax::Lenient), Ok(Command::Quit));
+        assert_eq!(
+            parse(b"StartTLS", PathSyntax::Lenient),
+            Ok(Command::StartTls)
+        );
+    }
+
+    /// What a client would see for `line`: the accepted address (prefixed `~` when only the
+    /// lenient syntax took it), or the reply code and enhanced code of the refusal.
+    fn outcome(line: &[u8], syntax: PathSyntax) -> String {
+        match parse(line, syntax) {
+            Ok(Command::Mail { from, lenient, .. }) => format!("{}{from}", mark(lenient)),
+            Ok(Command::Rcpt { to, lenient }) => format!("{}{to}", mark(lenient)),
+            Ok(other) => panic!("not MAIL or RCPT: {other:?}"),
+            Err(ParseError::BadSender(_)) => "501 5.1.7".to_owned(),
+            Err(ParseError::BadRecipient(_)) => "501 5.1.3".to_owned(),
+            Err(ParseError::Syntax(_)) => "501 5.5.4".to_owned(),
+            Err(ParseError::UnknownParam) => "555 5.5.4".to_owned(),
+            Err(ParseError::UnknownVerb) => "500 5.5.1".to_owned(),
+        }
+    }
+
+    fn mark(lenient: bool) -> &'static str {
+        if lenient { "~" } else { "" }
+    }
+
+    /// Real-world MAIL and RCPT spellings: (line, default lenient outcome, `--strict` outcome).
+    const SPELLINGS: &[(&str, &str, &str)] = &[
+        (
+            "MAIL FROM:<a@example.com>",
+            "a@example.com",
+            "a@example.com",
+        ),
+        (
+            "mail from:<a@example.com>",
+            "a@example.com",
+            "a@example.com",
+        ),
+        // Space after the colon: not RFC 5321, but sent by common clients; Postfix takes it.
+        (
+            "MAIL FROM: <a@example.com>",
+            "a@example.com",
+            "a@example.com",
+        ),
+        ("MAIL FROM:<>", "", ""),
+        ("MAIL FROM:<> SIZE=100", "", ""),
+        (
+            "MAIL FROM:<a@example.com> BODY=8BITMIME SMTPUTF8",
+            "a@example.com",
+            "a@example.com",
+        ),
+        (
+            "MAIL FROM:<a@example.com> SIZE=1234 BODY=7BIT",
+            "a@example.com",
+            "a@example.com",
+        ),
+        (
+            "MAIL FROM:<a@example.com> AUTH=<>",
+            "a@example.com",
+            "a@example.com",
+        ),
+        (
+            "MAIL FROM:<@r1.example,@r2.example:a@example.com>",
+            "a@example.com",
+            "a@example.com",
+        ),
+        (
+            "MAIL FROM:<\"john doe\"@example.com>",
+            "\"john doe\"@example.com",
+            "\"john doe\"@example.com",
+        ),
+        (
+            "MAIL FROM:<\"a\\\"b\"@example.com>",
+            "\"a\\\"b\"@example.com",
+            "\"a\\\"b\"@example.com",
+        ),
+        // A `>` in a quoted local part does not end the path, but no address holds one.
+        ("MAIL FROM:<\"a>b\"@example.com>", "501 5.1.7", "501 5.1.7"),
+        (
+            "MAIL FROM:<δοκιμή@παράδειγμα.δοκιμή> SMTPUTF8",
+            "δοκιμή@παράδειγμα.δοκιμή",
+            "δοκιμή@παράδειγμα.δοκιμή",
+        ),
+        // Go's net/smtp `Client.Mail(addr.String())`, as the original mailer calls it.
+        (
+            "MAIL FROM:<<bot@example.com>> BODY=8BITMIME SMTPUTF8",
+            "~bot@example.com",
+            "501 5.1.7",
+        ),
+        (
+            "MAIL FROM:<\"Expiry bot\" <test@example.com>> BODY=8BITMIME SMTPUTF8",
+            "~test@example.com",
+            "501 5.1.7",
+        ),
+        (
+            "MAIL FROM:<Expiry bot <test@example.com>>",
+            "~test@example.com",
+            "501 5.1.7",
+        ),
+        ("MAIL FROM:a@example.com", "~a@example.com", "501 5.1.7"),
+        (
+            "MAIL FROM:\"Bot\" <bot@example.com> SIZE=10",
+            "~bot@example.com",
+            "501 5.1.7",
+        ),
+        ("MAIL FROM:< a@example.com >", "~a@example.com", "501 5.1.7"),
+        ("MAIL FROM:<a@example.com", "501 5.1.7", "501 5.1.7"),
+        ("MAIL FROM:<a@example.com>junk", "501 5.1.7", "501 5.1.7"),
+        ("MAIL FROM:<<a@example.com>", "501 5.1.7", "501 5.1.7"),
+        ("MAIL FROM:<nodomain>", "501 5.1.7", "501 5.1.7"),
+        (
+            "MAIL FROM:<a@example.com> RET=FULL",
+            "555 5.5.4",
+            "555 5.5.4",
+        ),
+        ("MAIL FROM:<a@example.com> SIZE=x", "501 5.5.4", "501 5.5.4"),
+        ("MAIL TO:<a@example.com>", "501 5.5.4", "501 5.5.4"),
+        ("MAIL", "501 5.5.4", "501 5.5.4"),
+        ("RCPT TO:<x@example.com>", "x@example.com", "x@example.com"),
+        ("rcpt to: <x@example.com>", "x@example.com", "x@example.com"),
+        ("RCPT TO:<Postmaster>", "Postmaster", "Postmaster"),
+        ("RCPT TO:<<x@example.com>>", "~x@example.com", "501 5.1.3"),
+        (
+            "RCPT TO:<\"X Y\" <x@example.com>>",
+            "~x@example.com",
+            "501 5.1.3",
+        ),
+        ("RCPT TO:x@example.com", "~x@example.com", "501 5.1.3"),
+        ("RCPT TO:<>", "501 5.1.3", "501 5.1.3"),
+        (
+            "RCPT TO:<x@example.com> NOTIFY=NEVER",
+            "555 5.5.4",
+            "555 5.5.4",
+        ),
+        ("RCPT TO:<x\x01@example.com>", "501 5.1.3", "501 5.1.3"),
+        (
+            "RCPT TO:<\"unterminated@example.com>",
+            "501 5.1.3",
+            "501 5.1.3",
+        ),
+        ("RCPT FROM:<x@example.com>", "501 5.5.4", "501 5.5.4"),
+    ];
+
+    #[test]
+    fn real_world_mail_and_rcpt_spellings() {
+        assert!(SPELLINGS.len() >= 20);
+        for &(line, lenient, strict) in SPELLINGS {
+            let line = line.as_bytes();
+            let shown = String::from_utf8_lossy(line);
+            assert_eq!(
+                outcome(line, PathSyntax::Lenient),
+                lenient,
+                "lenient: {shown}"
+            );
+            assert_eq!(outcome(line, PathSyntax::Strict), strict, "strict: {shown}");
+        }
     }
 
     #[test]
-    fn mail_accepts_null_sender_and_params() {
+    fn mail_params_are_read_after_a_nested_path() {
         assert_eq!(
-            parse(b"MAIL FROM:<>"),
+            parse(
+                b"MAIL FROM:<\"Expiry bot\" <test@example.com>> BODY=8BITMIME SIZE=99 SMTPUTF8",
+                PathSyntax::Lenient
+            ),
             Ok(Command::Mail {
-                from: "",
-                params: MailParams::default()
-            })
-        );
-        assert_eq!(
-            parse(b"MAIL FROM:<a@b.example> BODY=8BITMIME SIZE=1234 SMTPUTF8"),
-            Ok(Command::Mail {
-                from: "a@b.example",
+                from: "test@example.com",
                 params: MailParams {
-                    size: Some(1234),
+                    size: Some(99),
                     eight_bit: true,
                     smtputf8: true
-                }
+                },
+                lenient: true,
             })
-        );
-        assert_eq!(
-            parse(b"mail from: <a@b>"),
-            Ok(Command::Mail {
-                from: "a@b",
-                params: MailParams::default()
-            })
-        );
-        assert!(matches!(
-            parse(b"MAIL FROM:a@b"),
-            Ok(Command::Mail { from: "a@b", .. })
-        ));
-        assert!(matches!(
-            parse(b"MAIL FROM:<@r.example:a@b>"),
-            Ok(Command::Mail { from: "a@b", .. })
-        ));
-    }
-
-    #[test]
-    fn mail_refuses_bad_syntax() {
-        assert!(matches!(parse(b"MAIL"), Err(ParseError::Syntax(_))));
-        assert!(matches!(
-            parse(b"MAIL TO:<a@b>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse(b"MAIL FROM:<a@b"),
-            Err(ParseError::BadSender(_))
-        ));
-        assert!(matches!(
-            parse(b"MAIL FROM:<nodomain>"),
-            Err(ParseError::BadSender(_))
-        ));
-        assert!(matches!(
-            parse(b"MAIL FROM:<a@b> SIZE=x"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert!(matches!(
-            parse(b"MAIL FROM:<a@b>junk"),
-            Err(ParseError::BadSender(_))
-        ));
-        assert!(matches!(
-            parse(b"MAIL FROM:<a\xff@b>"),
-            Err(ParseError::BadSender(_))
-        ));
-        assert_eq!(
-            parse(b"MAIL FROM:<a@b> RET=FULL"),
-            Err(ParseError::UnknownParam)
         );
     }
 
     #[test]
-    fn rcpt() {
-        assert_eq!(parse(b"RCPT TO:<x@y>"), Ok(Command::Rcpt { to: "x@y" }));
-        assert_eq!(
-            parse(b"RCPT TO:<Postmaster>"),
-            Ok(Command::Rcpt { to: "Postmaster" })
-        );
-        assert!(matches!(
-            parse(b"RCPT TO:<>"),
-            Err(ParseError::BadRecipient(_))
-        ));
-        assert!(matches!(
-            parse(b"RCPT FROM:<x@y>"),
-            Err(ParseError::Syntax(_))
-        ));
-        assert_eq!(
-            parse(b"RCPT TO:<x@y> NOTIFY=NEVER"),
-            Err(ParseError::UnknownParam)
-        );
+    fn non_utf8_addresses_are_refused() {
+        for syntax in [PathSyntax::Lenient, PathSyntax::Strict] {
+            assert!(matches!(
+                parse(b"MAIL FROM:<a\xff@b>", syntax),
+                Err(ParseError::BadSender(_))
+            ));
+        }
     }
-
     #[test]
     fn auth() {
         assert_eq!(
-            parse(b"AUTH PLAIN AGEAYg=="),
+            parse(b"AUTH PLAIN AGEAYg==", PathSyntax::Lenient),
             Ok(Command::Auth {
                 mechanism: Mechanism::Plain,
                 initial: Some(b"AGEAYg==")
             })
         );
         assert_eq!(
-            parse(b"auth login"),
+            parse(b"auth login", PathSyntax::Lenient),
             Ok(Command::Auth {
                 mechanism: Mechanism::Login,
                 initial: None
             })
         );
         assert_eq!(
-            parse(b"AUTH CRAM-MD5"),
+            parse(b"AUTH CRAM-MD5", PathSyntax::Lenient),
             Ok(Command::Auth {
                 mechanism: Mechanism::Other,
                 initial: None
             })
         );
-        assert!(matches!(parse(b"AUTH"), Err(ParseError::Syntax(_))));
+        assert!(matches!(
+            parse(b"AUTH", PathSyntax::Lenient),
+            Err(ParseError::Syntax(_))
+        ));
     }
 
     #[test]
     fn arguments_where_none_belong() {
-        assert!(matches!(parse(b"DATA now"), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse(b"EHLO"), Err(ParseError::Syntax(_))));
-        assert!(matches!(parse(b"VRFY"), Err(ParseError::Syntax(_))));
-        assert_eq!(parse(b"NOOP whatever"), Ok(Command::Noop));
-        assert_eq!(parse(b"RSET "), Ok(Command::Rset));
+        assert!(matches!(
+            parse(b"DATA now", PathSyntax::Lenient),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse(b"EHLO", PathSyntax::Lenient),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse(b"VRFY", PathSyntax::Lenient),
+            Err(ParseError::Syntax(_))
+        ));
+        assert_eq!(
+            parse(b"NOOP whatever", PathSyntax::Lenient),
+            Ok(Command::Noop)
+        );
+        assert_eq!(parse(b"RSET ", PathSyntax::Lenient), Ok(Command::Rset));
     }
 
     #[test]
     fn unknown_and_garbage() {
-        assert_eq!(parse(b""), Err(ParseError::UnknownVerb));
-        assert_eq!(parse(b"FOO bar"), Err(ParseError::UnknownVerb));
-        assert_eq!(parse(b"\xff\xfe\x00"), Err(ParseError::UnknownVerb));
-        assert_eq!(parse(b"VERYLONGVERB"), Err(ParseError::UnknownVerb));
+        assert_eq!(
+            parse(b"", PathSyntax::Lenient),
+            Err(ParseError::UnknownVerb)
+        );
+        assert_eq!(
+            parse(b"FOO bar", PathSyntax::Lenient),
+            Err(ParseError::UnknownVerb)
+        );
+        assert_eq!(
+            parse(b"\xff\xfe\x00", PathSyntax::Lenient),
+            Err(ParseError::UnknownVerb)
+        );
+        assert_eq!(
+            parse(b"VERYLONGVERB", PathSyntax::Lenient),
+            Err(ParseError::UnknownVerb)
+        );
     }
 }

@@ -57,6 +57,8 @@ pub(super) struct Transaction {
     pub recipients: Vec<String>,
     /// The `SIZE=` the client declared, if any.
     pub size: Option<u64>,
+    /// MAIL / RCPT lines whose path only the lenient syntax accepted, as received.
+    pub lenient_lines: Vec<String>,
 }
 
 /// The protocol state of one connection.
@@ -189,12 +191,12 @@ impl Session {
             Phase::AuthLoginPassword(user) => return self.auth_login_password(user, line),
         }
         Stats::bump(&self.state.stats().commands);
-        match parse::parse(line) {
+        match parse::parse(line, self.state.path_syntax()) {
             Ok(command) if self.no_service && command != parse::Command::Quit => {
                 self.error(503, "5.5.1", "no SMTP service here, only QUIT");
                 Flow::Continue
             }
-            Ok(command) => self.dispatch(command).await,
+            Ok(command) => self.dispatch(command, line).await,
             Err(ParseError::UnknownVerb) => {
                 self.error(500, "5.5.1", "command not recognized");
                 Flow::Continue
@@ -216,6 +218,17 @@ impl Session {
                 Flow::Continue
             }
         }
+    }
+
+    /// A line whose path only the lenient syntax accepted, as text to keep with the message
+    /// (valid UTF-8 as it is, anything else escaped).
+    pub(super) fn received_as(&self, line: &[u8]) -> String {
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text.to_owned(),
+            Err(_) => line.escape_ascii().to_string(),
+        };
+        tracing::debug!(connection = self.connection, line = %text, "path read leniently");
+        text
     }
 
     /// Appends a 500/501/503 reply and counts it as a command error.
@@ -314,6 +327,7 @@ impl Session {
             tls: self.tls,
             auth_user: self.auth_user.clone(),
             connection: self.connection,
+            lenient_lines: tx.lenient_lines,
         })
     }
 }

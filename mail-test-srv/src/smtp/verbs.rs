@@ -12,12 +12,21 @@ use crate::config::{AuthMode, TlsMode};
 use crate::fault::{FaultContext, Stage};
 
 impl Session {
-    pub(super) async fn dispatch(&mut self, command: Command<'_>) -> Flow {
+    /// Runs `command`; `line` is the line it was parsed from, kept when a path was read
+    /// leniently.
+    pub(super) async fn dispatch(&mut self, command: Command<'_>, line: &[u8]) -> Flow {
         match command {
             Command::Ehlo(_) => self.handle_ehlo(true).await,
             Command::Helo(_) => self.handle_ehlo(false).await,
-            Command::Mail { from, params } => self.handle_mail(from, params).await,
-            Command::Rcpt { to } => self.handle_rcpt(to).await,
+            Command::Mail {
+                from,
+                params,
+                lenient,
+            } => {
+                self.handle_mail(from, params, lenient.then_some(line))
+                    .await
+            }
+            Command::Rcpt { to, lenient } => self.handle_rcpt(to, lenient.then_some(line)).await,
             Command::Data => self.handle_data().await,
             Command::Rset => {
                 self.tx = None;
@@ -85,7 +94,13 @@ impl Session {
         refused
     }
 
-    async fn handle_mail(&mut self, from: &str, params: MailParams) -> Flow {
+    /// `lenient_line`: the line as received, when only the lenient path syntax accepted it.
+    async fn handle_mail(
+        &mut self,
+        from: &str,
+        params: MailParams,
+        lenient_line: Option<&[u8]>,
+    ) -> Flow {
         if !self.greeted {
             self.error(503, "5.5.1", "send EHLO or HELO first");
             return Flow::Continue;
@@ -125,12 +140,16 @@ impl Session {
             from: from.to_owned(),
             recipients: Vec::new(),
             size: params.size,
+            lenient_lines: lenient_line
+                .map(|line| self.received_as(line))
+                .into_iter()
+                .collect(),
         });
         push_static(&mut self.out, b"250 2.1.0 Ok\r\n");
         Flow::Continue
     }
 
-    async fn handle_rcpt(&mut self, to: &str) -> Flow {
+    async fn handle_rcpt(&mut self, to: &str, lenient_line: Option<&[u8]>) -> Flow {
         let Some(tx) = &self.tx else {
             self.error(503, "5.5.1", "need MAIL before RCPT");
             return Flow::Continue;
@@ -152,8 +171,10 @@ impl Session {
         {
             return flow;
         }
+        let kept = lenient_line.map(|line| self.received_as(line));
         if let Some(tx) = &mut self.tx {
             tx.recipients.push(to.to_owned());
+            tx.lenient_lines.extend(kept);
         }
         push_static(&mut self.out, b"250 2.1.5 Ok\r\n");
         Flow::Continue

@@ -17,6 +17,7 @@ fn msg(from: &str, to: &[&str], body: &str) -> NewMessage {
         tls: false,
         auth_user: None,
         connection: 1,
+        lenient_lines: Vec::new(),
     }
 }
 

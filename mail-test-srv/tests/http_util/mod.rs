@@ -41,6 +41,7 @@ impl Api {
             tls: true,
             auth_user: Some("user".into()),
             connection: 7,
+            lenient_lines: Vec::new(),
         })
     }
 
