@@ -1,88 +1,12 @@
 //! The binary as a user runs it: the READY line, flags, usage errors, signals.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod cli_util;
+
+use std::io::{Read, Write};
 
 use predicates::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mail-test-srv");
-
-/// A running binary and the addresses from its READY line.
-struct Running {
-    child: Child,
-    smtp: String,
-    http: String,
-    seed: u64,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(args: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
-        .args(["--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let fields: Vec<&str> = line.trim_end().split(' ').collect();
-    assert_eq!(fields.len(), 4, "READY line {line:?}");
-    assert_eq!(fields[0], "READY");
-    let value = |i: usize, key: &str| {
-        fields[i]
-            .strip_prefix(key)
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_owned()
-    };
-    Running {
-        smtp: value(1, "smtp="),
-        http: value(2, "http="),
-        seed: value(3, "seed=").parse().expect("numeric seed"),
-        child,
-    }
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("did not exit within 10 s");
-}
-
-/// Reads one reply line (enough for the single-line replies used here).
-fn line(reader: &mut BufReader<TcpStream>) -> String {
-    let mut text = String::new();
-    reader.read_line(&mut text).unwrap();
-    text
-}
-
-fn connect(addr: &str) -> (BufReader<TcpStream>, TcpStream) {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    (BufReader::new(tcp.try_clone().unwrap()), tcp)
-}
+use cli_util::{BIN, connect, line, sigterm, spawn, wait_exit};
 
 #[test]
 fn ready_line_then_serves_then_sigterm_exits_zero() {

@@ -3,7 +3,7 @@
 //! Decision at a stage, for the rules of that stage in plan order:
 //! 1. the stage's reach counter `n` is bumped once (whatever the rules, even with none);
 //! 2. a rule's deterministic conditions are checked first (`first`, `every`, `after`,
-//!    `from`, `to`, `times`);
+//!    `first-conns`, `from`, `to`, `times`);
 //! 3. only when they all hold is the chance rolled, on the connection's own RNG. So a
 //!    rule that cannot fire consumes no randomness, and adding a `to=` rule does not shift
 //!    the rolls of the connections it does not concern;
@@ -65,6 +65,8 @@ pub struct PlanSnapshot {
 #[derive(Debug)]
 pub struct ConnectionFaults {
     id: u64,
+    /// 1 for the first session since start or the last reset (for `first-conns`).
+    ordinal: u64,
     rng: StdRng,
 }
 
@@ -92,6 +94,8 @@ struct Inner {
     stage_mask: AtomicU8,
     /// Times each stage was reached since start or the last reset (`n` of the triggers).
     reached: [AtomicU64; STAGES],
+    /// Sessions started since start or the last reset (`first-conns`).
+    sessions: AtomicU64,
     /// Faults injected, by stage and action kind, since start (not cleared by reset).
     injected: [[AtomicU64; KINDS]; STAGES],
     events: EventLog,
@@ -156,6 +160,7 @@ impl FaultEngine {
                 stage_mask: AtomicU8::new(plan.mask()),
                 plan: RwLock::new(Arc::new(plan)),
                 reached: Default::default(),
+                sessions: AtomicU64::new(0),
                 injected: Default::default(),
                 events: EventLog::default(),
             }),
@@ -167,6 +172,7 @@ impl FaultEngine {
         let seed = self.plan().seed;
         ConnectionFaults {
             id: connection_id,
+            ordinal: self.inner.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             rng: StdRng::seed_from_u64(seed ^ splitmix64(connection_id)),
         }
     }
@@ -192,6 +198,7 @@ impl FaultEngine {
             if t.first.is_some_and(|first| n > first)
                 || t.every.is_some_and(|every| !n.is_multiple_of(every))
                 || t.after.is_some_and(|after| n <= after)
+                || t.first_conns.is_some_and(|first| conn.ordinal > first)
             {
                 continue;
             }
@@ -289,6 +296,7 @@ impl FaultEngine {
         for counter in &self.inner.reached {
             counter.store(0, Ordering::Relaxed);
         }
+        self.inner.sessions.store(0, Ordering::Relaxed);
         for counter in &self.plan().fired {
             counter.store(0, Ordering::Relaxed);
         }

@@ -45,6 +45,22 @@ fn first_every_after_times() {
 }
 
 #[test]
+fn first_conns_fires_on_every_command_of_the_first_sessions_only() {
+    let e = engine(&["mail:close:first-conns=2"], 1);
+    let mut sessions: Vec<_> = (1..=3).map(|id| e.connection(id)).collect();
+    // Two MAILs on each: both fire on sessions 1 and 2, none on session 3.
+    let fired: Vec<bool> = sessions
+        .iter_mut()
+        .flat_map(|conn| [(); 2].map(|_| e.decide(conn, Stage::Mail, &NONE).is_some()))
+        .collect();
+    assert_eq!(fired, [true, true, true, true, false, false]);
+    // A reset numbers sessions from 1 again.
+    e.reset();
+    let mut next = e.connection(4);
+    assert!(e.decide(&mut next, Stage::Mail, &NONE).is_some());
+}
+
+#[test]
 fn rules_apply_only_to_their_stage() {
     let e = engine(&["rcpt:reply=550"], 1);
     assert!(fired_at(&e, Stage::Mail, 3, &NONE).is_empty());

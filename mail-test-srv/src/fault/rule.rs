@@ -194,6 +194,8 @@ struct RuleObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_conns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
@@ -226,6 +228,7 @@ impl Serialize for FaultRule {
             first: t.first,
             every: t.every,
             after: t.after,
+            first_conns: t.first_conns,
             from: t.from,
             to: t.to,
             times: t.times,
@@ -261,6 +264,7 @@ impl<'de> Visitor<'de> for RuleVisitor {
                 first: o.first,
                 every: o.every,
                 after: o.after,
+                first_conns: o.first_conns,
                 from: o.from,
                 to: o.to,
                 times: o.times,

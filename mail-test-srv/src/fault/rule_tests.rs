@@ -32,7 +32,7 @@ fn good_rules_parse_to_the_right_parts() {
     assert_eq!(r.action, Action::AcceptClose);
     assert_eq!(r.trigger.first, Some(1));
 
-    let r = rule("ehlo:delay=150ms:every=3:after=2:times=4:from=a@b:2.5%");
+    let r = rule("ehlo:delay=150ms:every=3:after=2:first-conns=5:times=4:from=a@b:2.5%");
     assert_eq!(r.action, Action::Delay(Duration::from_millis(150)));
     assert_eq!(
         r.trigger,
@@ -41,6 +41,7 @@ fn good_rules_parse_to_the_right_parts() {
             first: None,
             every: Some(3),
             after: Some(2),
+            first_conns: Some(5),
             from: Some("a@b".into()),
             to: None,
             times: Some(4),
@@ -255,19 +256,23 @@ mod properties {
             proptest::option::of(any::<u64>()),
             proptest::option::of(1..u64::MAX),
             proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
             addr.clone(),
             addr,
             proptest::option::of(any::<u64>()),
         )
-            .prop_map(|(chance, first, every, after, from, to, times)| Trigger {
-                chance,
-                first,
-                every,
-                after,
-                from,
-                to,
-                times,
-            })
+            .prop_map(
+                |(chance, first, every, after, first_conns, from, to, times)| Trigger {
+                    chance,
+                    first,
+                    every,
+                    after,
+                    first_conns,
+                    from,
+                    to,
+                    times,
+                },
+            )
     }
 
     proptest! {

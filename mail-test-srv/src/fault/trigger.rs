@@ -1,5 +1,6 @@
 //! When a rule fires: [`Trigger`], a set of conditions that must all hold, and its text
-//! form (`35%`, `first=N`, `every=N`, `after=N`, `from=ADDR`, `to=ADDR`, `times=N`).
+//! form (`35%`, `first=N`, `every=N`, `after=N`, `first-conns=N`, `from=ADDR`, `to=ADDR`,
+//! `times=N`).
 //! How the conditions are evaluated is in `engine.rs`.
 
 use std::fmt;
@@ -27,6 +28,10 @@ pub struct Trigger {
     /// `n > after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
+    /// Only on the first N connections of the server (numbered in the order their sessions
+    /// start, from 1, since start or the last reset): the original `--closeFirst`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_conns: Option<u64>,
     /// The envelope sender equals this address (case-insensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -91,18 +96,19 @@ impl Trigger {
         }
         let Some((name, value)) = part.split_once('=') else {
             return Err(RuleParseError(format!(
-                "unknown trigger {part:?} (expected N%, first=N, every=N, after=N, from=ADDR, to=ADDR or times=N)"
+                "unknown trigger {part:?} (expected N%, first=N, every=N, after=N, first-conns=N, from=ADDR, to=ADDR or times=N)"
             )));
         };
         match name {
             "first" => set(&mut self.first, name, count(name, value)?),
             "every" => set(&mut self.every, name, count(name, value)?),
             "after" => set(&mut self.after, name, count(name, value)?),
+            "first-conns" => set(&mut self.first_conns, name, count(name, value)?),
             "times" => set(&mut self.times, name, count(name, value)?),
             "from" => set(&mut self.from, name, value.to_owned()),
             "to" => set(&mut self.to, name, value.to_owned()),
             _ => Err(RuleParseError(format!(
-                "unknown trigger {name:?} in {part:?} (expected N%, first=N, every=N, after=N, from=ADDR, to=ADDR or times=N)"
+                "unknown trigger {name:?} in {part:?} (expected N%, first=N, every=N, after=N, first-conns=N, from=ADDR, to=ADDR or times=N)"
             ))),
         }
     }
@@ -118,6 +124,7 @@ impl fmt::Display for Trigger {
             ("first", self.first),
             ("every", self.every),
             ("after", self.after),
+            ("first-conns", self.first_conns),
         ];
         for (name, value) in counts {
             if let Some(v) = value {
