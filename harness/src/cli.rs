@@ -1,6 +1,8 @@
 //! The command line: `harness` (= `harness run`) runs the scenarios, `harness serve` keeps the
 //! servers running, `harness bench` is the load generator (flags in `bench::args`).
 
+use std::net::SocketAddr;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Integration stage: starts a flaky mail-test-srv, runs expiration-mailer and notify-mailer
@@ -58,6 +60,20 @@ pub struct RunArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// SMTP address of the plain server (the original server's port, so an app keeps its
+    /// settings across restarts). The TLS server listens on the same IP at the higher of the
+    /// two plain ports + 1 (SMTP) and + 2 (HTTP): 9382 and 9383 by default. Port 0 here or in
+    /// --http gives random ports to the TLS server too; read them from the printed lines.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9380")]
+    pub smtp: SocketAddr,
+    /// HTTP address of the plain server's report API (see --smtp for the TLS server's ports).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9381")]
+    pub http: SocketAddr,
+    /// A fault rule STAGE:ACTION[:TRIGGER...] for both servers, repeatable, in addition to
+    /// --close-chance; e.g. `rcpt:reply=550:to=bad@example.com` (`mail-test-srv --help` has the
+    /// grammar).
+    #[arg(long = "fault", value_name = "RULE")]
+    pub faults: Vec<String>,
     /// Do not copy the servers' logs to stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -154,5 +170,55 @@ mod tests {
             [Expiration, Notify, ExactlyOnce, Tls]
         );
         assert_eq!(ScenarioName::selection(&[Notify, Notify]), [Notify]);
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["harness", "serve"].iter().chain(args))?;
+        match cli.command {
+            Some(Command::Serve(serve)) => Ok(serve),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_defaults_to_the_original_ports_and_no_extra_faults() {
+        let serve = serve(&[]).unwrap();
+        assert_eq!(serve.smtp, "127.0.0.1:9380".parse().unwrap());
+        assert_eq!(serve.http, "127.0.0.1:9381".parse().unwrap());
+        assert!(serve.faults.is_empty());
+        assert_eq!(serve.server.close_chance, 35);
+    }
+
+    #[test]
+    fn serve_takes_addresses_and_repeated_faults_in_order() {
+        let serve = serve(&[
+            "--smtp",
+            "127.0.0.1:0",
+            "--http",
+            "[::1]:8025",
+            "--fault",
+            "rcpt:reply=550:to=bad@example.com",
+            "--fault",
+            "data:421:10%",
+            "--close-chance",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(serve.smtp, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(serve.http, "[::1]:8025".parse().unwrap());
+        assert_eq!(
+            serve.faults,
+            ["rcpt:reply=550:to=bad@example.com", "data:421:10%"]
+        );
+        assert_eq!(serve.server.close_chance, 0);
+    }
+
+    #[test]
+    fn serve_refuses_an_address_without_a_port_or_with_a_name() {
+        for bad in ["127.0.0.1", "localhost:9380", "127.0.0.1:70000", ""] {
+            assert!(serve(&["--smtp", bad]).is_err(), "--smtp {bad:?} accepted");
+            assert!(serve(&["--http", bad]).is_err(), "--http {bad:?} accepted");
+        }
+        assert!(serve(&["--fault"]).is_err(), "--fault needs a rule");
     }
 }

@@ -11,7 +11,7 @@ use crate::binaries::{self, Needs};
 use crate::cli::{RunArgs, ScenarioName};
 use crate::report::{self, Row};
 use crate::scenarios::{self, Ctx};
-use crate::servers::{self, PLAIN, Plan, Server, TLS};
+use crate::servers::{self, Listen, PLAIN, Plan, Server, TLS};
 use crate::startservers::{Services, Shutdown};
 
 /// Exit status of a run stopped by a signal (128 + SIGINT, as shells report it).
@@ -56,8 +56,11 @@ async fn run_scenarios(
         .context("cannot create a temporary folder")?;
     let cert_dir = work.path().join("tls");
     let plan = Plan {
+        plain: Listen::EPHEMERAL,
+        tls: Listen::EPHEMERAL,
         seed,
         close_chance: args.server.close_chance,
+        faults: Vec::new(),
         cert_dir: cert_dir.clone(),
         echo: false,
         // Its `info` logs would only be read in a failure's tail; warnings are enough there.

@@ -1,7 +1,8 @@
 //! The harness binary end to end: its command line without building anything, and (ignored by
 //! default, because they build mail-test-srv and both mailers first: about a minute on a cold
 //! target) a whole run that must pass and one that must fail with a useful report.
-//! Run those with `cargo test -p harness --test e2e -- --ignored`.
+//! Run those with `cargo test -p harness --test e2e -- --ignored`. `harness serve` is in
+//! `tests/serve.rs`.
 
 use std::process::{Command, Output};
 
@@ -34,6 +35,23 @@ fn help_lists_the_subcommands_and_flags() {
         "--keep-going",
     ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+}
+
+#[test]
+fn serve_help_gives_the_ports_and_the_tls_scheme() {
+    let output = harness(&["serve", "--help"]);
+    assert!(output.status.success());
+    let help = text(&output);
+    for word in [
+        "--smtp <ADDR>",
+        "[default: 127.0.0.1:9380]",
+        "--http <ADDR>",
+        "[default: 127.0.0.1:9381]",
+        "--fault <RULE>",
+        "9382 and 9383",
+    ] {
+        assert!(help.contains(word), "serve --help lacks {word}:\n{help}");
     }
 }
 
@@ -112,55 +130,4 @@ fn a_server_that_drops_every_connection_fails_the_run_with_the_seed() {
         report.contains("reproduce with: cargo run -p harness -- --seed 9 --close-chance 100 --scenario expiration --scenario tls"),
         "{report}"
     );
-}
-
-#[test]
-#[ignore = "builds mail-test-srv; CI runs `cargo run -p harness` anyway"]
-fn serve_prints_working_addresses_and_stops_them_on_sigint() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpStream;
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "--quiet", "--seed", "5"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut http = Vec::new();
-    for line in lines.by_ref().take(3) {
-        let line = line.unwrap();
-        if let Some(addr) = line
-            .split("http http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-        {
-            http.push(addr.to_owned());
-        }
-    }
-    assert_eq!(http.len(), 2, "two servers with an HTTP address each");
-    for addr in &http {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "GET /count HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(
-            response.starts_with("HTTP/1.1 200") && response.ends_with("\r\n\r\n0\n"),
-            "{response}"
-        );
-    }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status}");
-    for addr in &http {
-        assert!(
-            TcpStream::connect(addr).is_err(),
-            "{addr} still answers after the harness stopped"
-        );
-    }
 }
