@@ -90,14 +90,19 @@ pub enum ScenarioName {
     ExactlyOnce,
     /// `expiration` and `notify` in small over implicit TLS, trusting the server's generated CA.
     Tls,
+    /// The Go net/smtp client (test/clients/go-netsmtp) over 200 recipients of its own: each
+    /// stored once, envelope sender test@example.com. Needs `go` (skipped without it, outside
+    /// CI). Runs after `exactly-once`, which counts every message on the plain server.
+    GoClient,
 }
 
 impl ScenarioName {
-    pub const ALL: [ScenarioName; 4] = [
+    pub const ALL: [ScenarioName; 5] = [
         ScenarioName::Expiration,
         ScenarioName::Notify,
         ScenarioName::ExactlyOnce,
         ScenarioName::Tls,
+        ScenarioName::GoClient,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +111,7 @@ impl ScenarioName {
             ScenarioName::Notify => "notify",
             ScenarioName::ExactlyOnce => "exactly-once",
             ScenarioName::Tls => "tls",
+            ScenarioName::GoClient => "go-client",
         }
     }
 
@@ -170,6 +176,20 @@ mod tests {
             [Expiration, Notify, ExactlyOnce, Tls]
         );
         assert_eq!(ScenarioName::selection(&[Notify, Notify]), [Notify]);
+    }
+
+    #[test]
+    fn go_client_is_named_and_runs_after_exactly_once() {
+        use ScenarioName::*;
+        let cli = Cli::try_parse_from(["harness", "--scenario", "go-client"]).unwrap();
+        assert_eq!(cli.run.scenarios, [GoClient]);
+        assert_eq!(GoClient.as_str(), "go-client");
+        // exactly-once fails on mail it did not expect; the Go client's must come after it.
+        assert_eq!(
+            ScenarioName::selection(&[GoClient, ExactlyOnce]),
+            [Expiration, Notify, ExactlyOnce, GoClient]
+        );
+        assert_eq!(ScenarioName::ALL.last(), Some(&GoClient));
     }
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {

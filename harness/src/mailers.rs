@@ -1,5 +1,6 @@
 //! Running expiration-mailer and notify-mailer against one server: the SMTP flags they share,
-//! a bounded run time, and a failure report that shows the command and its output.
+//! a bounded run time, and a failure report that shows the command and its output. The other
+//! programs a scenario runs (the Go client, `go build`) go through the same [`run_within`].
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -66,6 +67,17 @@ pub async fn run(
     env: &[(&str, String)],
     cwd: &Path,
 ) -> anyhow::Result<Ran> {
+    run_within(RUN_LIMIT, program, args, env, cwd).await
+}
+
+/// [`run`] with another time limit, for programs that are not mailers (a compiler).
+pub async fn run_within(
+    limit: Duration,
+    program: &Path,
+    args: &[OsString],
+    env: &[(&str, String)],
+    cwd: &Path,
+) -> anyhow::Result<Ran> {
     let shown = command_line(program, args, env);
     let child = Command::new(program)
         .args(args)
@@ -77,9 +89,9 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {shown}"))?;
-    let output = match tokio::time::timeout(RUN_LIMIT, child.wait_with_output()).await {
+    let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
         Ok(output) => output.with_context(|| format!("waiting for {shown}"))?,
-        Err(_) => bail!("{shown} did not finish within {RUN_LIMIT:?} (killed)"),
+        Err(_) => bail!("{shown} did not finish within {limit:?} (killed)"),
     };
     let ran = Ran {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -8,7 +8,8 @@ use std::time::Duration;
 pub enum Result {
     Passed,
     Failed,
-    /// Not run: an earlier scenario failed (without --keep-going) or the run was interrupted.
+    /// Not run: an earlier scenario failed (without --keep-going), the run was interrupted, or
+    /// a tool the scenario needs is missing (outside CI; under CI that fails it).
     Skipped,
 }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use crate::binaries::{self, Needs};
 use crate::cli::{RunArgs, ScenarioName};
 use crate::report::{self, Row};
-use crate::scenarios::{self, Ctx};
+use crate::scenarios::{self, Ctx, Outcome};
 use crate::servers::{self, Listen, PLAIN, Plan, Server, TLS};
 use crate::startservers::{Services, Shutdown};
 
@@ -91,6 +91,7 @@ async fn run_scenarios(
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    let mut skips = Vec::new();
     let mut interrupted = None;
     for name in ScenarioName::selection(&args.scenarios) {
         if interrupted.is_some() || (!failures.is_empty() && !args.keep_going) {
@@ -111,6 +112,14 @@ async fn run_scenarios(
         let time = started.elapsed();
         let after = injected(&ctx).await.unwrap_or(before);
         let row = match result {
+            Ok(Outcome {
+                skipped: Some(reason),
+                ..
+            }) => {
+                println!("harness: scenario {} skipped: {reason}", name.as_str());
+                skips.push((name, reason));
+                Row::skipped(name.as_str())
+            }
             Ok(outcome) => Row {
                 scenario: name.as_str(),
                 result: report::Result::Passed,
@@ -147,15 +156,26 @@ async fn run_scenarios(
             name.as_str()
         );
     }
+    for (name, reason) in &skips {
+        println!("\nscenario {} skipped: {reason}", name.as_str());
+    }
     if let Some(signal) = interrupted {
         println!("\nharness: interrupted by {signal}; servers stopped");
         return Ok(ExitCode::from(INTERRUPTED));
     }
     if failures.is_empty() {
-        println!(
-            "\nharness: all {} scenario(s) passed (seed {seed})",
-            rows.len()
-        );
+        if skips.is_empty() {
+            println!(
+                "\nharness: all {} scenario(s) passed (seed {seed})",
+                rows.len()
+            );
+        } else {
+            println!(
+                "\nharness: {} scenario(s) passed, {} skipped (seed {seed})",
+                rows.len() - skips.len(),
+                skips.len()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         println!("\nreproduce with: {}", reproduce(&args, seed));

@@ -33,6 +33,7 @@ fn help_lists_the_subcommands_and_flags() {
         "--close-chance",
         "--scenario",
         "--keep-going",
+        "go-client",
     ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
@@ -83,8 +84,18 @@ fn a_whole_run_with_a_fixed_seed_passes() {
             "{scenario} did not pass:\n{report}"
         );
     }
+    // go-client needs `go`: without it (and without CI) it is skipped, and says so.
+    let go_ran = report
+        .lines()
+        .any(|l| l.starts_with("go-client") && l.contains(" ok "));
+    let summary = if go_ran {
+        "all 5 scenario(s) passed (seed 20261128)"
+    } else {
+        "4 scenario(s) passed, 1 skipped (seed 20261128)"
+    };
+    assert!(report.contains(summary), "{report}");
     assert!(
-        report.contains("all 4 scenario(s) passed (seed 20261128)"),
+        go_ran || report.contains("scenario go-client skipped: `go` is not on PATH"),
         "{report}"
     );
 }
