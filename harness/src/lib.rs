@@ -4,15 +4,15 @@
 //!
 //! Map of the crate:
 //! - `startservers` (in `test/startservers.rs`): the service table and the child lifecycle.
-//! - [`cli`]: the command line (`run`, the default, and `serve`).
+//! - [`cli`]: the command line (`run`, the default, `serve` and `bench`).
 //! - [`binaries`]: `cargo build` in the harness's own profile, and where the binaries are.
 //! - [`servers`]: the two mail-test-srv services (plain with faults, implicit TLS).
 //! - [`api`]: the server's HTTP report API as the scenarios read it.
 //! - [`certs`]: test certificates with a chosen validity.
 //! - [`mailers`]: running a mailer with the shared SMTP flags and reporting its failure.
-//! - [`scenarios`]: expiration, notify, exactly-once, tls.
+//! - [`scenarios`]: expiration, notify, exactly-once, tls, go-client.
 //! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
-//! - [`bench`]: `harness bench`, the load generator.
+//! - [`mod@bench`]: `harness bench`, the load generator.
 
 pub mod api;
 pub mod bench;
