@@ -270,8 +270,6 @@ async fn curl_with_a_display_name_in_the_header() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "curl writes MAIL FROM:<\"Curl Bot\" <curl@example.com> SIZE=N, one '>' short, \
-            and the lenient path syntax answers 501 (missing '>')"]
 async fn curl_with_a_display_name_sender() {
     let Some(curl) = program("/usr/bin/curl") else {
         return;

@@ -358,7 +358,18 @@ mod tests {
         ("MAIL FROM:< a@example.com >", "~a@example.com", "501 5.1.7"),
         ("MAIL FROM:<a@example.com", "501 5.1.7", "501 5.1.7"),
         ("MAIL FROM:<a@example.com>junk", "501 5.1.7", "501 5.1.7"),
-        ("MAIL FROM:<<a@example.com>", "501 5.1.7", "501 5.1.7"),
+        // curl's `--mail-from '"Curl Bot" <curl@example.com>'` (one `>` stripped).
+        (
+            "MAIL FROM:<\"Curl Bot\" <curl@example.com> SIZE=77",
+            "~curl@example.com",
+            "501 5.1.7",
+        ),
+        ("MAIL FROM:<<a@example.com>", "~a@example.com", "501 5.1.7"),
+        (
+            "MAIL FROM:<\"Name\" <a@example.com",
+            "501 5.1.7",
+            "501 5.1.7",
+        ),
         ("MAIL FROM:<nodomain>", "501 5.1.7", "501 5.1.7"),
         (
             "MAIL FROM:<a@example.com> RET=FULL",

@@ -7,7 +7,8 @@
 //! Lenient (the default), the way long-lived MTAs accept what real clients send:
 //! - a path that holds a whole mailbox, `<<a@b>>`, `<"Name" <a@b>>` or `<Name <a@b>>`, which is
 //!   what Go's `net/smtp` writes when given `mail.Address.String()`: the inner address counts;
-//! - a mailbox without the outer brackets, `"Name" <a@b>` or `Name <a@b>`;
+//! - a mailbox without the outer brackets, `"Name" <a@b>` or `Name <a@b>`, or with only the
+//!   opening one, `<"Name" <a@b>`, which is what curl sends for `--mail-from '"Name" <a@b>'`;
 //! - a bare address without brackets, `a@b`;
 //! - spaces just inside the brackets, `< a@b >`.
 //!
@@ -70,8 +71,18 @@ fn lenient(arg: &[u8]) -> Result<(&str, &[u8]), &'static str> {
         // `<...>`, or a phrase before `<...>` (but not a `<` inside a parameter value).
         Some(open) if !arg[..open].contains(&b'=') => {
             let inner = &arg[open + 1..];
-            let end = scan(inner, Until::Matching).ok_or("missing '>'")?;
-            (&inner[..end], &inner[end + 1..])
+            match scan(inner, Until::Matching) {
+                Some(end) => (&inner[..end], &inner[end + 1..]),
+                // curl strips one `>` of `<"Name" <a@b>>` and sends `<"Name" <a@b>`: when
+                // the outer bracket never closes, the mailbox inside ends the path.
+                None => {
+                    let nested = scan(inner, Until::Open).ok_or("missing '>'")?;
+                    let close = nested
+                        + 1
+                        + scan(&inner[nested + 1..], Until::Matching).ok_or("missing '>'")?;
+                    (&inner[..=close], &inner[close + 1..])
+                }
+            }
         }
         // A bare address: the first word.
         _ => match memchr::memchr(b' ', arg) {
