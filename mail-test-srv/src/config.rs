@@ -46,6 +46,18 @@ pub enum AuthMode {
     Required { user: String, password: String },
 }
 
+/// What a line ending in LF without CR gets (RFC 5321 2.3.8: lines end with CRLF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BareLf {
+    /// Kept as data inside DATA (it never ends a line there, so it cannot end the message:
+    /// no SMTP smuggling); a command line ending in a bare LF is taken, as most clients expect.
+    #[default]
+    Keep,
+    /// `521 5.5.2` and close, in a command or in DATA (Postfix's
+    /// `smtpd_forbid_bare_newline`), for testing that a client sends CRLF.
+    Reject,
+}
+
 /// Bounds that keep one instance's resource use finite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -97,6 +109,8 @@ pub struct Config {
     /// RFC 5321 path syntax for MAIL and RCPT (`--strict`); the default reads paths leniently,
     /// as real clients send them (`MAIL FROM:<"Name" <a@b>>`). Changeable at runtime.
     pub strict: bool,
+    /// What a bare LF gets (`--bare-lf`).
+    pub bare_lf: BareLf,
     pub limits: Limits,
     /// The fault plan in force at start (`--fault`, `--close-chance`, `--close-first`).
     pub faults: Vec<FaultRule>,
@@ -115,6 +129,7 @@ impl Default for Config {
             auth: AuthMode::AcceptAny,
             require_tls: false,
             strict: false,
+            bare_lf: BareLf::Keep,
             limits: Limits::default(),
             faults: Vec::new(),
             seed: None,

@@ -1,21 +1,35 @@
 //! The DATA receiver (RFC 5321 4.1.1.4, 4.5.2): finds the end marker, undoes dot-stuffing,
 //! and enforces the size limit. No I/O: the session feeds it whatever bytes arrived.
 //!
+//! A line ends with CRLF, and only `CRLF.CRLF` ends the message: a bare LF or a bare CR is
+//! data. Taking `LF.LF` (or `CRLF.LF`, `LF.CRLF`) as the end, as many servers once did, is
+//! what SMTP smuggling exploits: the bytes after such a marker would run as a second
+//! transaction with a forged sender, where the receiving MTA saw one message. The receiver
+//! notes whether it saw a bare LF, so the session can refuse it (`--bare-lf reject`).
+//!
 //! The message starts "after a CRLF", so a body of just `.\r\n` ends at once and a first
-//! line `..x` is unstuffed. A line `.\n` (bare LF) is also taken as the end, as Postfix does,
-//! so a sloppy client is not left hanging. Past the size limit the bytes are counted and
-//! dropped, and the session answers 552 after the end marker (RFC 1870 6.1).
+//! line `..x` is unstuffed. Past the size limit the bytes are counted and dropped, and the
+//! session answers 552 after the end marker (RFC 1870 6.1).
 
 use memchr::memchr;
 
 /// First allocation for a message of unknown size: most test mail fits, few reallocations.
 const DEFAULT_CAPACITY: usize = 8 * 1024;
 
+/// The most a client's `SIZE=` may make us allocate before its bytes arrive: a declared size
+/// is a promise, not data, and must not reserve memory on its own.
+const MAX_INITIAL_CAPACITY: usize = 64 * 1024;
+
 /// The state of one DATA transfer.
 #[derive(Debug)]
 pub struct DataReceiver {
-    /// The next byte starts a line (the only place a dot matters).
+    /// The next byte starts a line (the only place a dot matters): the input so far ends
+    /// with CRLF, or nothing came yet.
     at_line_start: bool,
+    /// The last byte fed was a CR (a CRLF may be split across reads).
+    after_cr: bool,
+    /// A LF without a CR before it was seen.
+    bare_lf: bool,
     body: Vec<u8>,
     /// Bytes of the unstuffed message seen so far, kept or not.
     size: usize,
@@ -33,14 +47,16 @@ pub struct Fed {
 
 impl DataReceiver {
     /// A receiver that keeps at most `limit` bytes; `expected` is the client's `SIZE=`
-    /// estimate, used only to size the first allocation.
+    /// estimate, used only to size the first allocation (at most 64 KiB).
     pub fn new(limit: usize, expected: Option<u64>) -> Self {
         let capacity = expected.map_or(DEFAULT_CAPACITY, |size| {
-            usize::try_from(size).unwrap_or(limit)
+            usize::try_from(size).unwrap_or(MAX_INITIAL_CAPACITY)
         });
         DataReceiver {
             at_line_start: true,
-            body: Vec::with_capacity(capacity.min(limit)),
+            after_cr: false,
+            bare_lf: false,
+            body: Vec::with_capacity(capacity.min(MAX_INITIAL_CAPACITY).min(limit)),
             size: 0,
             limit,
         }
@@ -60,12 +76,6 @@ impl DataReceiver {
                                 done: true,
                             };
                         }
-                        _ if rest.get(1) == Some(&b'\n') => {
-                            return Fed {
-                                consumed: i + 2,
-                                done: true,
-                            };
-                        }
                         // `.` or `.\r` so far: cannot tell the end marker from a stuffed line yet.
                         None if rest.len() == 1 || rest[1] == b'\r' => {
                             return Fed {
@@ -73,7 +83,7 @@ impl DataReceiver {
                                 done: false,
                             };
                         }
-                        // A stuffed line: drop the leading dot.
+                        // A stuffed line (`..x`, and also `.\n` or `.\rx`): drop the leading dot.
                         _ => i += 1,
                     }
                 }
@@ -81,12 +91,20 @@ impl DataReceiver {
             }
             match memchr(b'\n', &input[i..]) {
                 Some(p) => {
+                    let crlf = if p == 0 {
+                        self.after_cr
+                    } else {
+                        input[i + p - 1] == b'\r'
+                    };
                     self.push(&input[i..=i + p]);
                     i += p + 1;
-                    self.at_line_start = true;
+                    self.at_line_start = crlf;
+                    self.bare_lf |= !crlf;
+                    self.after_cr = false;
                 }
                 None => {
                     self.push(&input[i..]);
+                    self.after_cr = input.last() == Some(&b'\r');
                     i = input.len();
                 }
             }
@@ -95,6 +113,11 @@ impl DataReceiver {
             consumed: i,
             done: false,
         }
+    }
+
+    /// A LF without a CR before it was part of the message.
+    pub fn saw_bare_lf(&self) -> bool {
+        self.bare_lf
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -180,9 +203,51 @@ mod tests {
         assert_eq!(body, b"x\r\n\ry\r\n");
     }
 
+    /// Each way a server has been fooled into ending DATA early (SMTP smuggling): the bytes
+    /// after it are data of the same message, and only CRLF.CRLF ends it.
     #[test]
-    fn bare_lf_end() {
-        assert_eq!(run(&[b"a\n.\n"], 100).0, b"a\n");
+    fn only_crlf_dot_crlf_ends_the_message() {
+        for marker in [
+            &b"\n.\n"[..],
+            b"\r\n.\n",
+            b"\n.\r\n",
+            b"\r.\r",
+            b"\r.\r\n",
+            b"\r\n.\r",
+        ] {
+            let mut input = b"Subject: x\r\n\r\nbody".to_vec();
+            input.extend_from_slice(marker);
+            input.extend_from_slice(b"MAIL FROM:<forged@example.com>\r\n.\r\nQUIT\r\n");
+            let (body, _, rest) = run(&[&input], 1000);
+            let shown = marker.escape_ascii();
+            assert!(
+                body.ends_with(b"MAIL FROM:<forged@example.com>\r\n"),
+                "{shown}: {:?}",
+                body.escape_ascii().to_string()
+            );
+            assert_eq!(rest, b"QUIT\r\n", "{shown}");
+        }
+    }
+
+    #[test]
+    fn bare_lf_is_data_and_noted() {
+        let mut r = DataReceiver::new(100, None);
+        assert!(!r.feed(b"a\n.\n").done);
+        assert!(r.saw_bare_lf());
+        let mut r = DataReceiver::new(100, None);
+        assert!(r.feed(b"a\r").consumed == 2 && !r.saw_bare_lf());
+        // A CRLF split across reads is a CRLF, and the dot after it starts a line.
+        assert_eq!(r.feed(b"\n.\r\n").consumed, 4);
+        assert!(!r.saw_bare_lf());
+        assert_eq!(run(&[b"a\r", b"\n..b\r\n.\r\n"], 100).0, b"a\r\n.b\r\n");
+    }
+
+    #[test]
+    fn declared_size_reserves_little() {
+        let r = DataReceiver::new(usize::MAX, Some(u64::MAX));
+        assert!(r.body.capacity() <= MAX_INITIAL_CAPACITY);
+        let r = DataReceiver::new(10 << 20, Some(10 << 20));
+        assert!(r.body.capacity() <= MAX_INITIAL_CAPACITY);
     }
 
     #[test]

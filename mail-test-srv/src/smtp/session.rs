@@ -16,6 +16,7 @@ use super::parse::{self, ParseError};
 use super::reply;
 use super::settings::Settings;
 use crate::State;
+use crate::config::BareLf;
 use crate::fault::{Action, ConnectionFaults, FaultContext, Stage};
 use crate::stats::Stats;
 use crate::store::NewMessage;
@@ -150,6 +151,10 @@ impl Session {
             }
             let fed = receiver.feed(buf);
             buf.advance(fed.consumed);
+            if receiver.saw_bare_lf() && self.settings.bare_lf == BareLf::Reject {
+                self.tx = None;
+                return Some(self.refuse_bare_lf());
+            }
             if !fed.done {
                 return None;
             }
@@ -177,8 +182,10 @@ impl Session {
             return Some(Flow::Continue);
         }
         let mut text = &line[..newline];
-        if let [rest @ .., b'\r'] = text {
-            text = rest;
+        match text {
+            [rest @ .., b'\r'] => text = rest,
+            _ if self.settings.bare_lf == BareLf::Reject => return Some(self.refuse_bare_lf()),
+            _ => {}
         }
         Some(self.handle_line(text).await)
     }
@@ -229,6 +236,16 @@ impl Session {
         };
         tracing::debug!(connection = self.connection, line = %text, "path read leniently");
         text
+    }
+
+    /// `--bare-lf reject`: the reply Postfix's `smtpd_forbid_bare_newline` gives, then close.
+    fn refuse_bare_lf(&mut self) -> Flow {
+        self.error(
+            521,
+            "5.5.2",
+            "bare LF received, lines must end with CRLF; closing",
+        );
+        Flow::Close
     }
 
     /// Appends a 500/501/503 reply and counts it as a command error.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{AuthMode, Config, Limits, TlsMode};
+use crate::config::{AuthMode, BareLf, Config, Limits, TlsMode};
 
 /// Per-server session settings. Shared by `Arc` with every session.
 #[derive(Clone)]
@@ -20,6 +20,7 @@ pub struct Settings {
     pub limits: Limits,
     pub auth: AuthMode,
     pub require_tls: bool,
+    pub bare_lf: BareLf,
     pub tls_mode: TlsMode,
     /// Present when `tls_mode` is not `None`.
     pub acceptor: Option<TlsAcceptor>,
@@ -75,6 +76,7 @@ impl Settings {
             limits: config.limits.clone(),
             auth: config.auth.clone(),
             require_tls: config.require_tls,
+            bare_lf: config.bare_lf,
             tls_mode: config.tls,
             acceptor: tls.map(TlsAcceptor::from),
         }

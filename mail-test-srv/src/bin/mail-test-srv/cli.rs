@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use mail_test_srv::fault::{Action, FaultRule, Stage, Trigger};
-use mail_test_srv::{AuthMode, CertSource, Config, Limits, TlsMode};
+use mail_test_srv::{AuthMode, BareLf, CertSource, Config, Limits, TlsMode};
 
 /// A fault-injecting SMTP test server with an HTTP report API.
 #[derive(Debug, Parser)]
@@ -64,6 +64,11 @@ pub struct Cli {
     /// runtime with `PATCH /api/v1/settings`.
     #[arg(long)]
     strict: bool,
+    /// A line ending in LF without CR: `keep` (data in DATA, where only CRLF.CRLF ends the
+    /// message, so no SMTP smuggling; a command line is taken) or `reject` (521 and close,
+    /// like Postfix's smtpd_forbid_bare_newline, to test that a client sends CRLF).
+    #[arg(long, value_enum, value_name = "keep|reject", default_value_t = BareLfArg::Keep)]
+    bare_lf: BareLfArg,
     /// Concurrent SMTP connections; one more gets 421 and is closed.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
     max_connections: usize,
@@ -106,6 +111,12 @@ pub struct Cli {
     /// Seed of every random fault decision; random when absent (always printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BareLfArg {
+    Keep,
+    Reject,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -252,6 +263,10 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
         auth: cli.auth,
         require_tls: cli.require_tls,
         strict: cli.strict,
+        bare_lf: match cli.bare_lf {
+            BareLfArg::Keep => BareLf::Keep,
+            BareLfArg::Reject => BareLf::Reject,
+        },
         limits: Limits {
             max_connections: cli.max_connections,
             idle_timeout: cli.idle_timeout,
