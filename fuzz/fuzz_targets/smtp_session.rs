@@ -5,8 +5,8 @@
 //! input chooses, so split commands, split DATA end markers and split AUTH exchanges are
 //! covered). A STARTTLS that the session accepts is treated as a completed handshake.
 //!
-//! Input layout: byte 0 picks the server configuration (AUTH mode, TLS, a fault plan and
-//! its seed), byte 1 the chunk size (0 = everything at once), the rest is what the client sends.
+//! Input layout: byte 0 picks the server configuration (AUTH mode, TLS, a fault plan, strict
+//! paths, bare-LF rejection, the seed), byte 1 the chunk size (0 = everything at once), the rest is what the client sends.
 //!
 //! Checked: no panic, no endless loop (libFuzzer's timeout), every byte the server would
 //! write is a well-formed reply line, and every stored envelope address is free of the
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use mail_test_srv::State;
-use mail_test_srv::config::{AuthMode, Config, Limits, TlsMode};
+use mail_test_srv::config::{AuthMode, BareLf, Config, Limits, TlsMode};
 use mail_test_srv::smtp::{Flow, Session, Settings};
 use mail_test_srv::store::Filter;
 use tokio_util::sync::CancellationToken;
@@ -67,8 +67,14 @@ fn config(selector: u8) -> Config {
         auth,
         tls,
         require_tls: selector & 16 != 0,
+        strict: selector & 32 != 0,
+        bare_lf: if selector & 64 != 0 {
+            BareLf::Reject
+        } else {
+            BareLf::Keep
+        },
         faults,
-        seed: Some(u64::from(selector >> 5)),
+        seed: Some(u64::from(selector >> 7)),
         limits: Limits {
             max_line_length: 512,
             max_message_size: 2048,
@@ -88,10 +94,12 @@ fn well_formed(output: &[u8]) -> bool {
     })
 }
 
+/// No control character or angle bracket; a space only inside a quoted local part.
 fn clean(addr: &str) -> bool {
-    !addr
+    let forbidden = addr
         .bytes()
-        .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f)
+        .any(|b| b < b' ' || b == b'<' || b == b'>' || b == 0x7f);
+    !forbidden && (!addr.contains(' ') || addr.contains('"'))
 }
 
 async fn drive(selector: u8, chunk: usize, mut input: &[u8]) {
