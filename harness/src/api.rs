@@ -52,6 +52,8 @@ pub struct Event {
     pub seq: u64,
     pub connection: u64,
     pub stage: String,
+    /// The rule as text; the log may keep only its index, so this may be empty.
+    #[serde(default)]
     pub rule: String,
     pub action: String,
     pub stored: bool,
@@ -209,10 +211,29 @@ impl Api {
         }
     }
 
-    /// Fault events after sequence number `since`.
+    /// Every fault event after sequence number `since`, oldest first. The server may answer a
+    /// page at a time (newest sequence number in `last_seq`), so this asks until it has them all.
     pub async fn events(&self, since: u64) -> anyhow::Result<EventPage> {
-        self.json("/api/v1/events", &[("since", &since.to_string())])
-            .await
+        let mut all: EventPage = self
+            .json("/api/v1/events", &[("since", &since.to_string())])
+            .await?;
+        loop {
+            let Some(last) = all.events.last().map(|e| e.seq) else {
+                return Ok(all);
+            };
+            if last >= all.last_seq {
+                return Ok(all);
+            }
+            let next: EventPage = self
+                .json("/api/v1/events", &[("since", &last.to_string())])
+                .await?;
+            if next.events.is_empty() {
+                return Ok(all);
+            }
+            all.events.extend(next.events);
+            all.last_seq = next.last_seq;
+            all.dropped = next.dropped;
+        }
     }
 
     pub async fn stats(&self) -> anyhow::Result<Stats> {

@@ -51,6 +51,12 @@ pub struct RunArgs {
     /// whose mail it checks.
     #[arg(long = "scenario", value_enum, value_name = "NAME")]
     pub scenarios: Vec<ScenarioName>,
+    /// Chance in percent that the servers store a message and then close without replying
+    /// (`data-end:accept-close`): a lost reply, after which a correct client sends the message
+    /// again. The scenarios count one message per Message-ID and require exactly one extra copy
+    /// per lost reply.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub accept_close_chance: u8,
     /// Go on with the next scenarios after one failed (the default stops at the first failure).
     #[arg(long)]
     pub keep_going: bool,
@@ -86,7 +92,8 @@ pub enum ScenarioName {
     Expiration,
     /// notify-mailer over a list of more than 100 recipients.
     Notify,
-    /// Every message of `expiration` and `notify` stored exactly once; faults really injected.
+    /// Every message of `expiration` and `notify` stored once, plus exactly one copy per lost
+    /// reply (accept-close), each copy tied to its lost reply; faults really injected.
     ExactlyOnce,
     /// `expiration` and `notify` in small over implicit TLS, trusting the server's generated CA.
     Tls,
@@ -148,6 +155,7 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.run.server.seed, Some(7));
         assert_eq!(cli.run.server.close_chance, 35);
+        assert_eq!(cli.run.accept_close_chance, 10);
         assert_eq!(cli.run.scenarios, [ScenarioName::Notify]);
         assert!(cli.run.keep_going);
     }
@@ -164,6 +172,9 @@ mod tests {
     #[test]
     fn bad_flags_are_refused() {
         assert!(Cli::try_parse_from(["harness", "--close-chance", "101"]).is_err());
+        assert!(Cli::try_parse_from(["harness", "--accept-close-chance", "101"]).is_err());
+        // Lost replies are the run's business; `serve` takes them as a --fault rule.
+        assert!(Cli::try_parse_from(["harness", "serve", "--accept-close-chance", "5"]).is_err());
         assert!(Cli::try_parse_from(["harness", "--scenario", "nope"]).is_err());
     }
 

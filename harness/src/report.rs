@@ -29,8 +29,11 @@ pub struct Row {
     pub scenario: &'static str,
     pub result: Result,
     pub time: Duration,
+    /// Distinct messages checked (copies of one Message-ID count once).
     pub mails: usize,
     pub faults: u64,
+    /// Copies sent again after a lost reply (accept-close), when the scenario counts them.
+    pub resent: Option<u64>,
 }
 
 impl Row {
@@ -41,17 +44,18 @@ impl Row {
             time: Duration::ZERO,
             mails: 0,
             faults: 0,
+            resent: None,
         }
     }
 }
 
-/// The table: scenario, result, time, mails, faults injected.
+/// The table: scenario, result, time, mails, faults injected, copies resent after a lost reply.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<14} {:<8} {:>7} {:>6} {:>16}",
-        "scenario", "result", "time", "mails", "faults injected"
+        "{:<14} {:<8} {:>7} {:>6} {:>16} {:>7}",
+        "scenario", "result", "time", "mails", "faults injected", "resent"
     );
     for row in rows {
         let (time, mails, faults) = if row.result == Result::Skipped {
@@ -63,9 +67,13 @@ pub fn table(rows: &[Row]) -> String {
                 row.faults.to_string(),
             )
         };
+        let resent = match (row.result, row.resent) {
+            (Result::Passed, Some(n)) => n.to_string(),
+            _ => "-".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "{:<14} {:<8} {time:>7} {mails:>6} {faults:>16}",
+            "{:<14} {:<8} {time:>7} {mails:>6} {faults:>16} {resent:>7}",
             row.scenario,
             row.result.as_str()
         );
@@ -86,6 +94,7 @@ mod tests {
                 time: Duration::from_millis(1234),
                 mails: 120,
                 faults: 61,
+                resent: Some(9),
             },
             Row::skipped("tls"),
         ];
@@ -95,7 +104,7 @@ mod tests {
         assert!(
             lines[1].starts_with("notify         ok")
                 && lines[1].contains("1.23s")
-                && lines[1].ends_with(" 61"),
+                && lines[1].ends_with(" 61       9"),
             "{text}"
         );
         assert!(

@@ -21,8 +21,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let binaries = binaries::prepare(Needs::All, !args.server.no_build)?;
     let seed = args.server.seed.unwrap_or_else(rand::random);
     println!(
-        "harness: seed {seed}, close chance {}%",
-        args.server.close_chance
+        "harness: seed {seed}, close chance {}%, accept-close chance {}%",
+        args.server.close_chance, args.accept_close_chance
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -37,6 +37,12 @@ fn reproduce(args: &RunArgs, seed: u64) -> String {
     let mut line = format!("cargo run -p harness -- --seed {seed}");
     if args.server.close_chance != 35 {
         line.push_str(&format!(" --close-chance {}", args.server.close_chance));
+    }
+    if args.accept_close_chance != 10 {
+        line.push_str(&format!(
+            " --accept-close-chance {}",
+            args.accept_close_chance
+        ));
     }
     for name in &args.scenarios {
         line.push_str(&format!(" --scenario {}", name.as_str()));
@@ -60,7 +66,7 @@ async fn run_scenarios(
         tls: Listen::EPHEMERAL,
         seed,
         close_chance: args.server.close_chance,
-        faults: Vec::new(),
+        faults: lost_replies(args.accept_close_chance),
         cert_dir: cert_dir.clone(),
         echo: false,
         // Its `info` logs would only be read in a failure's tail; warnings are enough there.
@@ -86,6 +92,7 @@ async fn run_scenarios(
         work: work.path().to_path_buf(),
         seed,
         close_chance: args.server.close_chance,
+        accept_close_chance: args.accept_close_chance,
         expected_plain: BTreeMap::new(),
     };
 
@@ -126,6 +133,7 @@ async fn run_scenarios(
                 time,
                 mails: outcome.mails,
                 faults: outcome.faults.unwrap_or(after.saturating_sub(before)),
+                resent: outcome.resent,
             },
             Err(error) => {
                 failures.push((name, error));
@@ -135,6 +143,7 @@ async fn run_scenarios(
                     time,
                     mails: 0,
                     faults: after.saturating_sub(before),
+                    resent: None,
                 }
             }
         };
@@ -181,6 +190,14 @@ async fn run_scenarios(
         println!("\nreproduce with: {}", reproduce(&args, seed));
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The rule for lost replies at `chance` percent of the messages, none at 0.
+fn lost_replies(chance: u8) -> Vec<String> {
+    if chance == 0 {
+        return Vec::new();
+    }
+    vec![format!("data-end:accept-close:{chance}%")]
 }
 
 /// Faults injected so far by both servers.

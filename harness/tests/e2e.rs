@@ -31,6 +31,7 @@ fn help_lists_the_subcommands_and_flags() {
         "serve",
         "--seed",
         "--close-chance",
+        "--accept-close-chance",
         "--scenario",
         "--keep-going",
         "go-client",

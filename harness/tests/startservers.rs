@@ -103,6 +103,7 @@ async fn a_term_ignoring_service_is_killed_after_its_grace() {
     .await
     .unwrap();
     let pid = services.pid("stubborn").unwrap();
+    assert!(running(pid), "{pid} is not running before the stop");
     let stopped = services.stop().await;
     assert!(stopped[0].killed, "{stopped:?}");
     assert!(gone(pid));
@@ -178,37 +179,59 @@ async fn a_service_that_never_gets_ready_fails_at_its_deadline_with_its_tail() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_deadline_runs_on_tokio_time() {
-    // An hour-long deadline passes at once with the clock paused: the wait is on tokio's clock.
-    // The child may be stopped before it runs a single command, so it is found by a marker in its
-    // command line rather than by a pid it would write.
-    let marker = format!("marker-{}-deadline", std::process::id());
-    let silent = sh("silent", &format!("exec sleep 300 # {marker}"))
-        .ready(Readiness::line("READY", Duration::from_secs(3600)));
-    let error = Services::start(vec![silent]).await.unwrap_err();
-    assert!(
-        matches!(&error, StartError::NotReady { name, .. } if name == "silent"),
-        "{error}"
-    );
-    assert!(with_marker(&marker).iter().all(|&pid| gone(pid)));
-}
-
-/// Pids of live processes whose command line contains `marker`.
-fn with_marker(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && String::from_utf8_lossy(&cmdline).contains(marker)
-            && running(pid)
+#[tokio::test]
+async fn the_deadline_runs_on_tokio_time_and_the_late_service_is_stopped() {
+    // The service writes its pid, then becomes `sleep` (same pid) and never says READY.
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("silent.pid");
+    let silent = sh(
+        "silent",
+        &format!("echo $$ > {}; exec sleep 300", pidfile.display()),
+    )
+    .ready(Readiness::line("READY", Duration::from_secs(3600)));
+    let start = Services::start(vec![silent]);
+    tokio::pin!(start);
+    // First see it running, by its pid, while the clock is still real: otherwise "no process
+    // left" below could pass for a service that never started or a pid never learnt.
+    let mut seen = None;
+    for _ in 0..1000 {
+        tokio::select! {
+            started = &mut start => match started {
+                Ok(_) => panic!("a service that never prints READY was reported ready"),
+                Err(error) => panic!("start ended before the service was seen running: {error}"),
+            },
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .filter(|&pid| running(pid))
         {
-            pids.push(pid);
+            seen = Some(pid);
+            break;
         }
     }
-    pids
+    let pid = seen.expect("the service never wrote its pid (waited 10 s)");
+    // Now the hour-long deadline passes as soon as the runtime is idle: the wait is on tokio's
+    // clock, not the wall clock (a test of real time would take an hour).
+    tokio::time::pause();
+    let began = std::time::Instant::now();
+    let error = match start.await {
+        Ok(_) => panic!("a service that never prints READY was reported ready"),
+        Err(error) => error,
+    };
+    assert!(
+        matches!(&error, StartError::NotReady { name, deadline, .. }
+            if name == "silent" && *deadline == Duration::from_secs(3600)),
+        "{error}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        began.elapsed()
+    );
+    // The same process, seen alive above, is gone: the failed start stopped what it started.
+    assert!(gone(pid), "the service {pid} outlived its failed start");
 }
 
 #[tokio::test]

@@ -1,74 +1,83 @@
-//! Every message the sending scenarios produced is stored exactly once: one record per
-//! Message-ID, the right number per address, nothing else, and the JSON API and the stats agree
-//! with the original routes. The event log must show the faults the server was asked to inject:
-//! closes at MAIL, none of which stored a message.
+//! Every message the sending scenarios produced is stored once, plus exactly one copy for each
+//! reply the server lost on purpose: the right number of messages (Message-IDs) per address,
+//! nothing else, and the JSON API and the stats agree with the original routes.
+//!
+//! The server was asked for two faults, and the event log must show both and nothing else:
+//! closes at MAIL, which store nothing and so must leave no copy, and `accept-close` after the
+//! final dot, which stores the message and drops the reply. Each of those must be matched by one
+//! resent copy of that very message (see [`copies`](super::copies)): duplicates = accept-close
+//! events, exactly. When the chances make a fault near-certain over this many messages, it must
+//! have fired, so the check has really met a closed connection and a duplicate.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 
+use super::copies::{Ledger, distinct, is_lost_reply};
 use crate::servers::Server;
 
 /// What the check verified.
 #[derive(Debug, Clone, Copy)]
 pub struct Checked {
+    /// Distinct messages.
     pub messages: usize,
     pub faults: u64,
+    /// Copies beyond the first, one per lost reply.
+    pub duplicates: u64,
 }
 
-/// Checks `server` against `expected` (address → messages it must hold); with `tls`, every
-/// message must also have arrived over TLS.
+/// The faults the server was started with, in percent.
+#[derive(Debug, Clone, Copy)]
+pub struct Chances {
+    /// `mail:close` (the harness's `--close-chance`).
+    pub close: u8,
+    /// `data-end:accept-close`.
+    pub accept_close: u8,
+}
+
+/// Below this probability of not firing at all, a fault that did not fire is a failure.
+const NEVER_FIRES: f64 = 1e-4;
+
+/// Whether a fault of `chance` percent, tried at least `tries` times, must have fired: true when
+/// not firing once has a probability under [`NEVER_FIRES`] (10% over 100 messages: 3e-5), so a
+/// run with small numbers does not fail by bad luck.
+fn must_fire(chance: u8, tries: usize) -> bool {
+    let miss = 1.0 - f64::from(chance) / 100.0;
+    chance > 0 && miss.powi(i32::try_from(tries).unwrap_or(i32::MAX)) < NEVER_FIRES
+}
+
+/// Checks `server` against `expected` (address → distinct messages it must hold); with `tls`,
+/// every message must also have arrived over TLS.
 pub async fn run(
     server: &Server,
     expected: &BTreeMap<String, usize>,
-    close_chance: u8,
+    chances: Chances,
     tls: bool,
 ) -> anyhow::Result<Checked> {
     let records = server.api.records(None).await?;
-    let mut by_id: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    let mut by_to: BTreeMap<&str, usize> = BTreeMap::new();
-    for record in &records {
-        let mail = record.message()?;
-        let id = mail
-            .message_id
-            .with_context(|| format!("a message to {} has no Message-ID", record.to))?;
-        by_id.entry(id).or_default().push(&record.to);
-        *by_to.entry(&record.to).or_default() += 1;
-    }
-    for (id, to) in &by_id {
-        if to.len() != 1 {
-            bail!(
-                "Message-ID <{id}> is stored {} times (to {}): a message was sent again after it was stored",
-                to.len(),
-                to.join(", ")
-            );
-        }
+    let stored = records.len();
+    let mut by_to: BTreeMap<String, usize> = BTreeMap::new();
+    for delivered in distinct(records)? {
+        *by_to.entry(delivered.record.to).or_default() += 1;
     }
     for (address, want) in expected {
         let held = by_to.get(address.as_str()).copied().unwrap_or(0);
         ensure!(
             held == *want,
-            "{address} should hold {want} message(s); the server has {held}"
+            "{address} should hold {want} message(s); the server has {held} (by Message-ID)"
         );
     }
-    if let Some((stray, n)) = by_to.iter().find(|(to, _)| !expected.contains_key(**to)) {
+    if let Some((stray, n)) = by_to.iter().find(|(to, _)| !expected.contains_key(*to)) {
         bail!("{n} message(s) to {stray}, which no scenario sent to");
     }
 
     let summaries = server.api.messages().await?;
     ensure!(
-        summaries.len() == records.len(),
-        "GET /api/v1/messages lists {} messages, /count says {} records (every message has one recipient)",
+        summaries.len() == stored,
+        "GET /api/v1/messages lists {} messages, /count says {stored} records (every message has one recipient)",
         summaries.len(),
-        records.len()
     );
     for summary in &summaries {
-        let id = summary.message_id.as_deref().unwrap_or_default();
-        ensure!(
-            by_id.contains_key(id),
-            "message {} (Message-ID {id:?}) is in the JSON list but not in /mail/N",
-            summary.id
-        );
         ensure!(
             !tls || summary.tls,
             "message {} to {:?} arrived without TLS",
@@ -78,10 +87,9 @@ pub async fn run(
     }
     let stats = server.api.stats().await?;
     ensure!(
-        stats.messages == records.len() as u64,
-        "the stats count {} stored messages, the mailbox holds {}",
+        stats.messages == stored as u64,
+        "the stats count {} stored messages, the mailbox holds {stored}",
         stats.messages,
-        records.len()
     );
 
     let log = server.api.events(0).await?;
@@ -91,36 +99,79 @@ pub async fn run(
         "the event log holds {faults} faults, the stats count {}",
         stats.faults.total
     );
-    if close_chance > 0 {
-        ensure!(
-            faults > 0,
-            "no fault was injected at close chance {close_chance}% over {} messages (stats: {})",
-            records.len(),
-            stats.faults.describe()
-        );
-    } else {
-        ensure!(
-            faults == 0,
-            "faults were injected at close chance 0%: {}",
-            stats.faults.describe()
-        );
-    }
+    let mut closes = 0;
     for event in &log.events {
-        ensure!(
-            event.stage == "mail" && event.action.contains("close"),
-            "unexpected fault {} at {} ({}): only closes at MAIL were configured",
-            event.action,
-            event.stage,
-            event.rule
-        );
-        ensure!(
-            !event.stored,
-            "fault {} at MAIL stored a message",
-            event.seq
-        );
+        if event.stage == "mail" && event.action.contains("close") {
+            ensure!(
+                !event.stored,
+                "fault {} (close at MAIL) stored a message",
+                event.seq
+            );
+            closes += 1;
+        } else if !is_lost_reply(event) {
+            bail!(
+                "unexpected fault {} at {} ({}): only closes at MAIL and accept-close after DATA were configured",
+                event.action,
+                event.stage,
+                event.rule
+            );
+        }
+    }
+
+    let ledger = Ledger::fetch(&server.api).await?;
+    let copies = ledger.check(|_| true)?;
+    let lost = ledger.lost_replies();
+    ensure!(
+        copies.duplicates == lost,
+        "{} message(s) are stored more than once ({} extra copies), but the server lost {lost} \
+         replies (accept-close): each lost reply must cause exactly one resend, and nothing else any",
+        copies.messages,
+        copies.duplicates
+    );
+    ensure!(
+        copies.messages + copies.duplicates as usize == stored,
+        "{} messages and {} extra copies, but {stored} are stored",
+        copies.messages,
+        copies.duplicates
+    );
+
+    for (kind, chance, fired) in [
+        ("close at MAIL", chances.close, closes),
+        ("accept-close (lost reply)", chances.accept_close, lost),
+    ] {
+        if chance == 0 {
+            ensure!(
+                fired == 0,
+                "{fired} {kind} faults were injected at chance 0%: {}",
+                stats.faults.describe()
+            );
+        } else if must_fire(chance, copies.messages) {
+            ensure!(
+                fired > 0,
+                "no {kind} fault was injected at {chance}% over {} messages (stats: {})",
+                copies.messages,
+                stats.faults.describe()
+            );
+        }
     }
     Ok(Checked {
-        messages: records.len(),
+        messages: copies.messages,
         faults,
+        duplicates: copies.duplicates,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_must_fire_only_when_missing_it_would_be_a_fluke() {
+        // The plain server's run: 35% and 10% over ~120 messages.
+        assert!(must_fire(35, 120) && must_fire(10, 120));
+        // The TLS scenario's dozen messages could well see no lost reply at 10%.
+        assert!(!must_fire(10, 12));
+        assert!(!must_fire(0, 1000));
+        assert!(must_fire(100, 1));
+    }
 }

@@ -2,7 +2,8 @@
 //! another whose certificate expires 100 days later. Runs under FAKECLOCK at E-31d (nothing is
 //! due), E-13d (the 480h reminder), E-2d (the 240h reminder) and E-2d again (nothing new): the
 //! first contact must hold exactly 2 reminders naming all its domains and the date of E, the
-//! other none.
+//! other none. Reminders are counted by Message-ID: a reminder whose reply the server lost is
+//! stored twice, and that second copy must be the same message, resent for that lost reply.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -10,7 +11,8 @@ use std::ffi::OsString;
 use anyhow::{Context, bail, ensure};
 use time::{Duration, OffsetDateTime, Time};
 
-use super::{Ctx, FROM, summary_field};
+use super::copies::{Ledger, distinct};
+use super::{Ctx, FROM, Sent, summary_field};
 use crate::binaries::EXPIRATION_MAILER;
 use crate::certs::TestCert;
 use crate::mailers;
@@ -25,7 +27,7 @@ const RUNS: [(&str, i64, usize); 4] = [
 ];
 
 /// Runs the scenario; returns the messages each of its addresses must hold.
-pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<Sent> {
     let dir = ctx.work.join(format!("expiration-{tag}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // Noon UTC, so "the date of E" is the same day in any reading of it.
@@ -86,7 +88,7 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
         let now = expiry - Duration::days(days);
         let fakeclock = rfc3339(now);
         let ran = mailers::run(&program, &args, &[("FAKECLOCK", fakeclock.clone())], &dir).await?;
-        let held = server.api.count(Some(&contact)).await?;
+        let held = distinct(server.api.records(Some(&contact)).await?)?.len();
         if held != want {
             let faults = server
                 .api
@@ -116,13 +118,15 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
         }
     }
 
-    let records = server.api.records(Some(&contact)).await?;
+    // Two distinct reminders (checked after each run above), so two different Message-IDs: a
+    // second reminder reusing the first one's would have been counted as a copy and refused
+    // as one, for differing from it.
+    let reminders = distinct(server.api.records(Some(&contact)).await?)?;
     let date = expiry.date().to_string();
     // The clocks of the two runs that sent: the reminders are stored in that order.
     let clocks = [expiry - Duration::days(13), expiry - Duration::days(2)];
-    let mut ids = Vec::new();
-    for (record, sent_at) in records.iter().zip(&clocks) {
-        let mail = record.message()?;
+    for (reminder, sent_at) in reminders.iter().zip(&clocks) {
+        let mail = &reminder.mail;
         for domain in soon.iter().flatten() {
             ensure!(
                 mail.body.contains(domain.as_str()),
@@ -156,14 +160,14 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<BTreeM
                 .unwrap_or_default(),
             rfc3339(*sent_at)
         );
-        ids.push(mail.message_id.context("a reminder has no Message-ID")?);
     }
-    ensure!(
-        ids.len() == 2 && ids[0] != ids[1],
-        "the two reminders share Message-ID {:?}",
-        ids
-    );
-    Ok(BTreeMap::from([(contact, 2), (later, 0)]))
+    let copies = Ledger::fetch(&server.api)
+        .await?
+        .check(|to| to == contact || to == later)?;
+    Ok(Sent {
+        expected: BTreeMap::from([(contact, 2), (later, 0)]),
+        resent: copies.duplicates,
+    })
 }
 
 /// `2027-01-14T12:00:00Z`, the form FAKECLOCK takes.

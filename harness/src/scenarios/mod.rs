@@ -3,14 +3,20 @@
 //!
 //! - `expiration`: expiration-mailer on a store of generated certificates under FAKECLOCK.
 //! - `notify`: notify-mailer over a list of recipients, each with its own data.
-//! - `exactly_once`: every message stored once (by Message-ID), and faults really injected.
+//! - `exactly_once`: every message stored once (by Message-ID) plus one copy per lost reply, and
+//!   faults really injected.
 //! - `tls`: the three above in small, over implicit TLS.
 //! - `go_client`: the Go net/smtp client the original mailer was, built from `test/clients/`.
 //!
 //! Scenarios use their own addresses (`...-plain@`, `...-tls@`, `@go-client.example`), so none
 //! sees another's mail and `exactly_once` can check the sum of what the others sent without a
 //! reset in between. The Go client's mail is not in that sum: it runs after `exactly_once`.
+//!
+//! The servers also lose a reply now and then (`data-end:accept-close`), so a message can be
+//! stored twice, legitimately: every scenario counts messages by Message-ID and checks each
+//! extra copy against the lost reply that caused it (`copies`).
 
+mod copies;
 mod exactly_once;
 mod expiration;
 mod go_client;
@@ -40,6 +46,8 @@ pub struct Ctx {
     pub work: PathBuf,
     pub seed: u64,
     pub close_chance: u8,
+    /// Chance in percent of a lost reply (`data-end:accept-close`) on both servers.
+    pub accept_close_chance: u8,
     /// Messages each address should hold on the plain server, from the scenarios run so far.
     pub expected_plain: BTreeMap<String, usize>,
 }
@@ -54,6 +62,27 @@ pub struct Outcome {
     pub faults: Option<u64>,
     /// Why it checked nothing (a tool it needs is missing, outside CI): shown as skipped.
     pub skipped: Option<String>,
+    /// Copies sent again after a lost reply, each checked against its accept-close event.
+    pub resent: Option<u64>,
+}
+
+/// What a sending scenario left on its server.
+#[derive(Debug, Clone, Default)]
+pub struct Sent {
+    /// Distinct messages (Message-IDs) each of its addresses must hold.
+    pub expected: BTreeMap<String, usize>,
+    /// Copies beyond the first, one per lost reply.
+    pub resent: u64,
+}
+
+impl Sent {
+    fn outcome(&self) -> Outcome {
+        Outcome {
+            mails: self.expected.values().sum(),
+            resent: Some(self.resent),
+            ..Outcome::default()
+        }
+    }
 }
 
 /// Runs one scenario.
@@ -62,43 +91,50 @@ pub async fn run(name: ScenarioName, ctx: &mut Ctx) -> anyhow::Result<Outcome> {
         ScenarioName::Expiration => {
             let server = ctx.plain.clone();
             let sent = expiration::run(ctx, &server, "plain").await?;
-            let mails = sent.values().sum();
-            ctx.expected_plain.extend(sent);
-            Ok(Outcome {
-                mails,
-                ..Outcome::default()
-            })
+            ctx.expected_plain.extend(sent.expected.clone());
+            Ok(sent.outcome())
         }
         ScenarioName::Notify => {
             let server = ctx.plain.clone();
             let sent = notify::run(ctx, &server, "plain", NOTIFY_RECIPIENTS).await?;
-            let mails = sent.values().sum();
-            ctx.expected_plain.extend(sent);
-            Ok(Outcome {
-                mails,
-                ..Outcome::default()
-            })
+            ctx.expected_plain.extend(sent.expected.clone());
+            Ok(sent.outcome())
         }
         ScenarioName::ExactlyOnce => {
             let checked =
-                exactly_once::run(&ctx.plain, &ctx.expected_plain, ctx.close_chance, false).await?;
+                exactly_once::run(&ctx.plain, &ctx.expected_plain, ctx.chances(), false).await?;
             Ok(Outcome {
                 mails: checked.messages,
                 faults: Some(checked.faults),
                 skipped: None,
+                resent: Some(checked.duplicates),
             })
         }
         ScenarioName::Tls => {
             let server = ctx.tls.clone();
-            let mut expected = expiration::run(ctx, &server, "tls").await?;
-            expected.extend(notify::run(ctx, &server, "tls", TLS_NOTIFY_RECIPIENTS).await?);
-            let checked = exactly_once::run(&server, &expected, ctx.close_chance, true).await?;
+            let mut expected = expiration::run(ctx, &server, "tls").await?.expected;
+            expected.extend(
+                notify::run(ctx, &server, "tls", TLS_NOTIFY_RECIPIENTS)
+                    .await?
+                    .expected,
+            );
+            let checked = exactly_once::run(&server, &expected, ctx.chances(), true).await?;
             Ok(Outcome {
                 mails: checked.messages,
+                resent: Some(checked.duplicates),
                 ..Outcome::default()
             })
         }
         ScenarioName::GoClient => go_client::run(ctx).await,
+    }
+}
+
+impl Ctx {
+    fn chances(&self) -> exactly_once::Chances {
+        exactly_once::Chances {
+            close: self.close_chance,
+            accept_close: self.accept_close_chance,
+        }
     }
 }
 

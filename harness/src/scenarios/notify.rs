@@ -1,13 +1,15 @@
 //! notify-mailer over a CSV list: `count` addresses, each with its own name and token, one of
 //! them listed twice (with two tokens). Every address must hold exactly one message whose body
-//! is rendered from its own rows: its name, its email and exactly its tokens.
+//! is rendered from its own rows: its name, its email and exactly its tokens. One message is one
+//! Message-ID: a copy resent after a lost reply is the same message, checked against that reply.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
 use anyhow::{Context, bail, ensure};
 
-use super::{Ctx, FROM, summary_field};
+use super::copies::{Ledger, distinct};
+use super::{Ctx, FROM, Sent, summary_field};
 use crate::binaries::NOTIFY_MAILER;
 use crate::mailers;
 use crate::servers::Server;
@@ -50,12 +52,7 @@ fn csv(entries: &[Entry]) -> String {
 }
 
 /// Runs the scenario; returns the messages each of its addresses must hold.
-pub async fn run(
-    ctx: &Ctx,
-    server: &Server,
-    tag: &str,
-    count: usize,
-) -> anyhow::Result<BTreeMap<String, usize>> {
+pub async fn run(ctx: &Ctx, server: &Server, tag: &str, count: usize) -> anyhow::Result<Sent> {
     let dir = ctx.work.join(format!("notify-{tag}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let entries = entries(tag, count, ctx.seed);
@@ -85,16 +82,17 @@ pub async fn run(
 
     let mut expected = BTreeMap::new();
     for entry in &entries {
-        let records = server.api.records(Some(&entry.address)).await?;
-        if records.len() != 1 {
+        let messages = distinct(server.api.records(Some(&entry.address)).await?)?;
+        if messages.len() != 1 {
             bail!(
-                "{} should hold exactly 1 message; the server has {} (list of {count}, seed {})",
+                "{} should hold exactly 1 message; the server has {} (by Message-ID; list of \
+                 {count}, seed {})",
                 entry.address,
-                records.len(),
+                messages.len(),
                 ctx.seed
             );
         }
-        let mail = records[0].message()?;
+        let mail = &messages[0].mail;
         let who = &entry.address;
         ensure!(
             mail.subject == format!("Harness notice for {}", entry.name),
@@ -125,7 +123,13 @@ pub async fn run(
         );
         expected.insert(entry.address.clone(), 1);
     }
-    Ok(expected)
+    let copies = Ledger::fetch(&server.api)
+        .await?
+        .check(|to| expected.contains_key(to))?;
+    Ok(Sent {
+        expected,
+        resent: copies.duplicates,
+    })
 }
 
 #[cfg(test)]
