@@ -103,8 +103,8 @@ fn main() {
 async fn http(state: State) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = mail_test_srv::http::router(state);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(mail_test_srv::http::serve(listener, state, stop));
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut conn = BufReader::new(stream);
     for (name, target) in [
@@ -128,7 +128,9 @@ async fn http(state: State) {
 
 /// One keep-alive GET; returns the body (read by Content-Length).
 async fn get(conn: &mut BufReader<tokio::net::TcpStream>, target: &str) -> Vec<u8> {
-    let request = format!("GET {target} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    // The Host a client names the server by (others are refused: DNS rebinding).
+    let host = conn.get_ref().peer_addr().unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
     conn.get_mut().write_all(request.as_bytes()).await.unwrap();
     let mut length = 0;
     loop {

@@ -91,6 +91,36 @@ impl Default for Limits {
     }
 }
 
+/// Bounds and checks of the HTTP report API, apart from SMTP's: a stuck browser tab or a
+/// flood of idle HTTP connections must not take the file descriptors SMTP clients need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Concurrent HTTP connections; past it a new one is answered 503 and closed at once
+    /// rather than left waiting in the listen backlog.
+    pub max_connections: usize,
+    /// Time a connection has to send a whole request header, counted from when it is
+    /// ready for a request (accepted, or done with the previous one).
+    pub header_timeout: Duration,
+    /// A connection that moves no byte for this long is closed, unless it waits on a long
+    /// poll (`/api/v1/wait`, bounded by its own timeout): a stalled body, or a client
+    /// that stopped reading its response.
+    pub idle_timeout: Duration,
+    /// Host names (`name` or `name:port`) accepted in `Host` and `Origin` besides the
+    /// listening address and `localhost` (`--http-allowed-host`), against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
 /// The whole configuration of one server instance.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +142,10 @@ pub struct Config {
     /// What a bare LF gets (`--bare-lf`).
     pub bare_lf: BareLf,
     pub limits: Limits,
+    /// The HTTP API's connection limits and request checks.
+    pub http: HttpConfig,
+    /// Bytes the fault event log may hold; past it the oldest events are dropped (counted).
+    pub max_event_bytes: usize,
     /// The fault plan in force at start (`--fault`, `--close-chance`, `--close-first`).
     pub faults: Vec<FaultRule>,
     /// Seed of every random fault decision; `None` picks one at random (always reported).
@@ -131,6 +165,8 @@ impl Default for Config {
             strict: false,
             bare_lf: BareLf::Keep,
             limits: Limits::default(),
+            http: HttpConfig::default(),
+            max_event_bytes: crate::fault::EventLog::DEFAULT_MAX_BYTES,
             faults: Vec::new(),
             seed: None,
         }

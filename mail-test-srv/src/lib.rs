@@ -22,5 +22,5 @@ pub mod stats;
 pub mod store;
 pub mod tls;
 
-pub use config::{AuthMode, BareLf, CertSource, Config, Limits, TlsMode};
+pub use config::{AuthMode, BareLf, CertSource, Config, HttpConfig, Limits, TlsMode};
 pub use server::{ServerHandle, State, run, start};

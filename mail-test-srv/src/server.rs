@@ -55,7 +55,8 @@ impl State {
     pub fn with_tls(mut config: Config, seed: u64, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         config.seed = Some(seed);
         let store = Store::new(config.limits.max_messages, config.limits.max_stored_bytes);
-        let faults = FaultEngine::new(config.faults.clone(), seed);
+        let faults =
+            FaultEngine::with_event_bytes(config.faults.clone(), seed, config.max_event_bytes);
         State {
             inner: Arc::new(Shared {
                 store,
@@ -156,16 +157,8 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let router = crate::http::router(state.clone());
-    let http_stop = stop.clone();
-    tracker.spawn(async move {
-        let served = axum::serve(http, router)
-            .with_graceful_shutdown(http_stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    // The HTTP API with its own limits (connections, header and idle timeouts).
+    tracker.spawn(crate::http::serve(http, state.clone(), stop.clone()));
 
     tokio::pin!(shutdown);
     let stats = state.stats();

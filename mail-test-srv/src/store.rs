@@ -3,20 +3,22 @@
 //!
 //! - `store/mailbox.rs`: the data structure (messages, per-recipient records, indexes, eviction).
 //! - `store/headers.rs`: the cheap Subject / Message-ID scan done at insert.
+//! - `store/waiters.rs`: the long polls, handed each new message that matches them.
 //!
 //! Address filters (`to=`, `from=`) match exactly, as in the original server; the
 //! `subject=` filter of the JSON API is a case-insensitive substring match.
 
 mod headers;
 mod mailbox;
+mod waiters;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::watch;
 
 use mailbox::Mailbox;
+use waiters::Waiters;
 
 /// A message as the SMTP session hands it over, after the final dot.
 #[derive(Debug, Clone)]
@@ -83,8 +85,8 @@ struct Inner {
     /// suspension point and a blocking lock is both correct and cheaper. Readers (the
     /// HTTP queries) proceed together; only insert, clear and eviction write.
     mailbox: RwLock<Mailbox>,
-    /// Bumped after every insert and clear; `wait` sleeps on it instead of polling.
-    changes: watch::Sender<u64>,
+    /// The long polls; each new message goes to those it matches (no rescans).
+    waiters: Waiters,
 }
 
 impl Store {
@@ -92,7 +94,7 @@ impl Store {
         Store {
             inner: Arc::new(Inner {
                 mailbox: RwLock::new(Mailbox::new(max_messages, max_bytes)),
-                changes: watch::Sender::new(0),
+                waiters: Waiters::default(),
             }),
         }
     }
@@ -102,7 +104,7 @@ impl Store {
     pub fn insert(&self, message: NewMessage) -> u64 {
         // The header scan runs before taking the lock, keeping the write section short.
         let summary = headers::scan(&message.data);
-        let id = {
+        let (id, stored) = {
             let mut mailbox = self.write();
             let id = mailbox.next_id();
             mailbox.push(StoredMessage {
@@ -118,16 +120,23 @@ impl Store {
                 subject: summary.subject,
                 message_id: summary.message_id,
             });
-            id
+            (id, mailbox.get(id).cloned())
         };
-        self.inner.changes.send_modify(|v| *v += 1);
+        // Outside the mailbox lock: the waiters test the message against their filters.
+        if let Some(stored) = stored {
+            self.inner.waiters.offer(&stored);
+        }
         id
     }
 
     /// Removes every message (ids go on growing; the eviction count stays).
     pub fn clear(&self) {
-        self.write().clear();
-        self.inner.changes.send_modify(|v| *v += 1);
+        let next_id = {
+            let mut mailbox = self.write();
+            mailbox.clear();
+            mailbox.next_id()
+        };
+        self.inner.waiters.cleared(next_id);
     }
 
     /// The message with this id, if still stored.
@@ -176,7 +185,8 @@ impl Store {
 
     /// Waits until at least `count` messages match `filter`, then returns the first
     /// `count` of them; after `timeout`, returns `Err` with how many matched by then.
-    /// Sleeps on a change notification, never polls.
+    /// Looks at the mailbox once; after that it is handed each new matching message (see
+    /// `store/waiters.rs`), never rescans and never polls.
     pub async fn wait(
         &self,
         filter: &Filter,
@@ -184,19 +194,23 @@ impl Store {
         timeout: Duration,
     ) -> Result<Vec<Arc<StoredMessage>>, usize> {
         let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribing before the first check means no insert can slip between the check
+        // Registering before the first look means no insert can slip between the look
         // and the sleep unnoticed.
-        let mut changes = self.inner.changes.subscribe();
+        let waiter = self.inner.waiters.register(filter);
+        {
+            let mailbox = self.read();
+            waiter.start(mailbox.messages(filter, 0, count), mailbox.next_id());
+        }
         loop {
-            changes.borrow_and_update();
-            let found = self.messages(filter, 0, count);
-            if found.len() >= count {
-                return Ok(found);
-            }
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) => continue,
-                // Timed out (or, impossibly while `self` lives, the sender is gone).
-                _ => return Err(found.len()),
+            let so_far = match waiter.take(count) {
+                Ok(found) => return Ok(found),
+                Err(so_far) => so_far,
+            };
+            if tokio::time::timeout_at(deadline, waiter.woken())
+                .await
+                .is_err()
+            {
+                return Err(so_far);
             }
         }
     }

@@ -22,7 +22,7 @@ async fn request(
 ) -> (Option<u16>, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
     let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     // The server may answer and close before reading a huge body: a failed write is fine.

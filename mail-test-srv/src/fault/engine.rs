@@ -24,14 +24,13 @@
 //! Cost when nothing can fire: one relaxed atomic add and one atomic load of a per-stage
 //! bitmask; the plan's `RwLock` is only read when the stage has rules.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
-
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use super::{Action, EventLog, FaultEvent, FaultRule, Stage};
+use super::events::{NewEvent, RuleText};
+use super::{Action, EventLog, FaultRule, Stage};
 
 const STAGES: usize = Stage::ALL.len();
 const KINDS: usize = Action::KINDS.len();
@@ -106,8 +105,8 @@ struct Inner {
 struct Plan {
     seed: u64,
     rules: Vec<FaultRule>,
-    /// Each rule as text, rendered once for the event log.
-    texts: Vec<String>,
+    /// Each rule as text, rendered once and shared by every event it produces.
+    texts: Vec<Arc<RuleText>>,
     /// Indexes into `rules` for each stage, in plan order.
     by_stage: [Vec<usize>; STAGES],
     /// How many times each rule fired (for `times=`).
@@ -122,7 +121,15 @@ impl Plan {
         }
         Plan {
             seed,
-            texts: rules.iter().map(|r| r.to_string()).collect(),
+            texts: rules
+                .iter()
+                .map(|r| {
+                    Arc::new(RuleText {
+                        rule: r.to_string(),
+                        action: r.action.to_string(),
+                    })
+                })
+                .collect(),
             fired: rules.iter().map(|_| AtomicU64::new(0)).collect(),
             rules,
             by_stage,
@@ -152,8 +159,13 @@ fn matches_addr(wanted: &str, actual: &str) -> bool {
 }
 
 impl FaultEngine {
-    /// A plan with these rules and seed.
+    /// A plan with these rules and seed, and an event log of the default size.
     pub fn new(rules: Vec<FaultRule>, seed: u64) -> Self {
+        Self::with_event_bytes(rules, seed, EventLog::DEFAULT_MAX_BYTES)
+    }
+
+    /// Like [`FaultEngine::new`], the event log holding at most about `max_event_bytes`.
+    pub fn with_event_bytes(rules: Vec<FaultRule>, seed: u64, max_event_bytes: usize) -> Self {
         let plan = Plan::new(rules, seed);
         FaultEngine {
             inner: Arc::new(Inner {
@@ -162,7 +174,7 @@ impl FaultEngine {
                 reached: Default::default(),
                 sessions: AtomicU64::new(0),
                 injected: Default::default(),
-                events: EventLog::default(),
+                events: EventLog::new(max_event_bytes),
             }),
         }
     }
@@ -239,14 +251,11 @@ impl FaultEngine {
                 continue;
             }
             self.inner.injected[idx][rule.action.kind_index()].fetch_add(1, Ordering::Relaxed);
-            let event_seq = self.inner.events.record(FaultEvent {
-                seq: 0,
-                time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            let event_seq = self.inner.events.record(NewEvent {
                 connection: conn.id,
-                stage: stage.to_string(),
+                stage,
                 rule_index: i,
-                rule: plan.texts[i].clone(),
-                action: rule.action.to_string(),
+                rule: Arc::clone(&plan.texts[i]),
                 stored: rule.action == Action::AcceptClose,
             });
             return Some(Decision {

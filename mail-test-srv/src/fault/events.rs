@@ -1,14 +1,22 @@
 //! The log of injected faults.
 //!
-//! Bounded: it keeps the last [`EventLog::CAPACITY`] events and counts the ones it dropped,
-//! so a long run with a high fault rate cannot grow memory without bound. Sequence numbers
-//! start at 1 and are never reused, not even after `POST /api/v1/reset`, so a client that
-//! polls `GET /events?since=SEQ` never mistakes a new event for one it has seen.
+//! Bounded by bytes (`--max-event-bytes`): the oldest events go first and are counted as
+//! dropped, so a long run with a high fault rate cannot grow memory without bound. An event
+//! is a small fixed-size entry; the text of its rule (which may be kilobytes) is held once
+//! per rule in a table of the log, shared by every event that rule produced, and freed when
+//! its last event goes. The bytes counted are the entries plus the texts in that table.
+//!
+//! Sequence numbers start at 1 and are never reused, not even after `POST /api/v1/reset`,
+//! so a client that polls `GET /events?since=SEQ` never mistakes a new event for one it has
+//! seen. Reads come in pages ([`EventLog::page`]), so one request never copies the whole log.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-/// One injected fault.
+use super::Stage;
+
+/// One injected fault, as reported (`GET /api/v1/events` and in-process readers).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FaultEvent {
     pub seq: u64,
@@ -23,18 +31,76 @@ pub struct FaultEvent {
     pub stored: bool,
 }
 
+/// A rule as events show it, rendered once when the plan is made and shared by its events.
+#[derive(Debug)]
+pub struct RuleText {
+    /// The rule in `--fault` syntax.
+    pub rule: String,
+    /// Its action alone (`close`, `reply=550`).
+    pub action: String,
+}
+
+/// What the engine hands over when a fault fires; the log adds the sequence number and time.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub connection: u64,
+    pub stage: Stage,
+    pub rule_index: usize,
+    pub rule: Arc<RuleText>,
+    pub stored: bool,
+}
+
+/// An event as held: fixed size, the rule by its slot in the log's rule table.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    seq: u64,
+    /// Milliseconds since the Unix epoch.
+    time_ms: u64,
+    connection: u64,
+    slot: u32,
+    rule_index: u32,
+    stage: Stage,
+    stored: bool,
+}
+
+/// Bytes an entry costs (the deque holds entries inline).
+const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
+/// Bytes a rule text costs besides its characters: the slot, its `Arc`, the lookup entry.
+const SLOT_OVERHEAD: usize = 96;
+
+#[derive(Debug)]
+struct Slot {
+    text: Arc<RuleText>,
+    /// Events held that point at this slot; the slot is freed at zero.
+    uses: u64,
+}
+
+impl Slot {
+    fn bytes(&self) -> usize {
+        SLOT_OVERHEAD + self.text.rule.len() + self.text.action.len()
+    }
+}
+
 /// Append-only log of fault events, cleared by `POST /api/v1/reset`.
 ///
-/// A `std::sync::Mutex`: every critical section is a push or a copy of a few entries,
-/// nothing in it awaits, so an async lock would only add cost.
-#[derive(Debug, Default)]
+/// A `std::sync::Mutex`: every critical section is a push, a pop or a copy of one page of
+/// small entries, nothing in it awaits, so an async lock would only add cost.
+#[derive(Debug)]
 pub struct EventLog {
     inner: Mutex<LogInner>,
 }
 
 #[derive(Debug, Default)]
 struct LogInner {
-    events: VecDeque<FaultEvent>,
+    events: VecDeque<Entry>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    /// Slot of each rule text held, by the address of its `Arc` (unique while the slot
+    /// holds it, which is exactly as long as the entry here lives).
+    by_text: HashMap<usize, u32>,
+    /// Bytes held: entries plus rule texts.
+    bytes: usize,
+    max_bytes: usize,
     /// Sequence number of the last event recorded (0 before the first).
     last_seq: u64,
     /// Events pushed out by the bound since start or the last clear.
@@ -49,22 +115,67 @@ pub struct EventPage {
     pub last_seq: u64,
     /// Events dropped by the bound since start or the last reset.
     pub dropped: u64,
+    /// More events follow this page: ask again with `since=next_since`.
+    pub more: bool,
+    /// The sequence number to pass as `since` for the next page (the last one in this page,
+    /// or the `since` asked for when the page is empty).
+    pub next_since: u64,
+}
+
+/// A page as copied out of the log: entries and their shared rule texts, rendered to
+/// [`FaultEvent`]s (or straight to JSON) outside the lock.
+#[derive(Debug)]
+pub struct RawPage {
+    entries: Vec<(Entry, Arc<RuleText>)>,
+    pub last_seq: u64,
+    pub dropped: u64,
+    pub more: bool,
+    pub next_since: u64,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog::new(EventLog::DEFAULT_MAX_BYTES)
+    }
 }
 
 impl EventLog {
-    /// Events kept; older ones are dropped and counted.
-    pub const CAPACITY: usize = 100_000;
+    /// The default bound (`--max-event-bytes`): about 400,000 events, whatever their rules.
+    pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-    /// Records an event, filling in its sequence number; returns that number.
-    pub fn record(&self, mut event: FaultEvent) -> u64 {
+    /// A log that holds at most about `max_bytes` (the newest event is always kept).
+    pub fn new(max_bytes: usize) -> Self {
+        EventLog {
+            inner: Mutex::new(LogInner {
+                max_bytes,
+                ..LogInner::default()
+            }),
+        }
+    }
+
+    /// Records an event, giving it the next sequence number and the time now; returns that number.
+    pub fn record(&self, event: NewEvent) -> u64 {
+        let time_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut inner = self.lock();
         inner.last_seq += 1;
-        event.seq = inner.last_seq;
-        if inner.events.len() >= Self::CAPACITY {
-            inner.events.pop_front();
+        let slot = inner.intern(event.rule);
+        let entry = Entry {
+            seq: inner.last_seq,
+            time_ms,
+            connection: event.connection,
+            slot,
+            rule_index: u32::try_from(event.rule_index).unwrap_or(u32::MAX),
+            stage: event.stage,
+            stored: event.stored,
+        };
+        inner.events.push_back(entry);
+        inner.bytes += ENTRY_BYTES;
+        while inner.bytes > inner.max_bytes && inner.events.len() > 1 {
+            inner.pop_oldest();
             inner.dropped += 1;
         }
-        inner.events.push_back(event);
         inner.last_seq
     }
 
@@ -73,8 +184,24 @@ impl EventLog {
         self.lock().dropped
     }
 
-    /// The events with a sequence number above `since`, oldest first.
+    /// Bytes held now (entries and rule texts).
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Every event held with a sequence number above `since`, oldest first (for in-process
+    /// readers; the HTTP API pages with [`EventLog::page`]).
     pub fn since(&self, since: u64) -> EventPage {
+        self.page(since, usize::MAX)
+    }
+
+    /// At most `limit` events with a sequence number above `since`, oldest first.
+    pub fn page(&self, since: u64, limit: usize) -> EventPage {
+        self.raw_page(since, limit).render()
+    }
+
+    /// Like [`EventLog::page`], without rendering: cheap to take under the lock.
+    pub fn raw_page(&self, since: u64, limit: usize) -> RawPage {
         let inner = self.lock();
         // Sequence numbers are consecutive within the deque, so the start is found by
         // arithmetic rather than a scan.
@@ -82,8 +209,16 @@ impl EventLog {
         let skip = usize::try_from(since.saturating_add(1).saturating_sub(first))
             .unwrap_or(usize::MAX)
             .min(inner.events.len());
-        EventPage {
-            events: inner.events.range(skip..).cloned().collect(),
+        let end = skip.saturating_add(limit).min(inner.events.len());
+        let entries: Vec<(Entry, Arc<RuleText>)> = inner
+            .events
+            .range(skip..end)
+            .map(|e| (*e, inner.text(e.slot)))
+            .collect();
+        RawPage {
+            next_since: entries.last().map_or(since, |(e, _)| e.seq),
+            more: end < inner.events.len(),
+            entries,
             last_seq: inner.last_seq,
             dropped: inner.dropped,
         }
@@ -102,71 +237,161 @@ impl EventLog {
     pub fn clear(&self) {
         let mut inner = self.lock();
         inner.events.clear();
+        inner.slots.clear();
+        inner.free.clear();
+        inner.by_text.clear();
+        inner.bytes = 0;
         inner.dropped = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
-        // A panic while holding the lock cannot leave the log inconsistent (each change is
-        // a single push/pop), so a poisoned lock is still safe to use.
+        // A panic while holding the lock cannot leave the log inconsistent in a way that
+        // matters (at worst a byte count off by one entry), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl LogInner {
+    /// The slot holding `text`, made (and its bytes counted) on the first event of a rule.
+    fn intern(&mut self, text: Arc<RuleText>) -> u32 {
+        let key = Arc::as_ptr(&text) as usize;
+        if let Some(&slot) = self.by_text.get(&key)
+            && let Some(Some(held)) = self.slots.get_mut(slot as usize)
+        {
+            held.uses += 1;
+            return slot;
+        }
+        let held = Slot { text, uses: 1 };
+        self.bytes += held.bytes();
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(held);
+                slot
+            }
+            None => {
+                self.slots.push(Some(held));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.by_text.insert(key, slot);
+        slot
+    }
 
-    fn event(connection: u64) -> FaultEvent {
-        FaultEvent {
-            seq: 0,
-            time: String::new(),
-            connection,
-            stage: "mail".into(),
-            rule_index: 0,
-            rule: "mail:close".into(),
-            action: "close".into(),
-            stored: false,
+    fn text(&self, slot: u32) -> Arc<RuleText> {
+        match self.slots.get(slot as usize) {
+            Some(Some(held)) => Arc::clone(&held.text),
+            // Every entry's slot is live (freed only with its last entry); never reached.
+            _ => Arc::new(RuleText {
+                rule: String::new(),
+                action: String::new(),
+            }),
         }
     }
 
-    #[test]
-    fn sequence_starts_at_one_and_since_filters() {
-        let log = EventLog::default();
-        assert_eq!(log.record(event(1)), 1);
-        assert_eq!(log.record(event(2)), 2);
-        assert_eq!(log.record(event(3)), 3);
-        let all = log.since(0);
-        assert_eq!(
-            all.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            [1, 2, 3]
-        );
-        let later = log.since(2);
-        assert_eq!(later.events.len(), 1);
-        assert_eq!(later.events[0].connection, 3);
-        assert!(log.since(3).events.is_empty());
-        assert!(log.since(u64::MAX).events.is_empty());
-    }
-
-    #[test]
-    fn bounded_and_counts_dropped() {
-        let log = EventLog::default();
-        for i in 0..(EventLog::CAPACITY as u64 + 5) {
-            log.record(event(i));
+    fn pop_oldest(&mut self) {
+        let Some(old) = self.events.pop_front() else {
+            return;
+        };
+        self.bytes -= ENTRY_BYTES;
+        let index = old.slot as usize;
+        let Some(Some(held)) = self.slots.get_mut(index) else {
+            return;
+        };
+        held.uses -= 1;
+        if held.uses == 0 {
+            let bytes = held.bytes();
+            let key = Arc::as_ptr(&held.text) as usize;
+            self.slots[index] = None;
+            self.by_text.remove(&key);
+            self.free.push(old.slot);
+            self.bytes -= bytes;
         }
-        let page = log.since(0);
-        assert_eq!(page.events.len(), EventLog::CAPACITY);
-        assert_eq!(page.dropped, 5);
-        assert_eq!(page.events[0].seq, 6);
-        assert_eq!(log.since(10).events[0].seq, 11);
-    }
-
-    #[test]
-    fn clear_keeps_numbering() {
-        let log = EventLog::default();
-        log.record(event(1));
-        log.clear();
-        assert!(log.is_empty());
-        assert_eq!(log.record(event(2)), 2);
-        assert_eq!(log.since(0).events.len(), 1);
     }
 }
+
+impl RawPage {
+    /// Owned events, for in-process readers.
+    pub fn render(self) -> EventPage {
+        EventPage {
+            events: self.events().map(|e| e.owned()).collect(),
+            last_seq: self.last_seq,
+            dropped: self.dropped,
+            more: self.more,
+            next_since: self.next_since,
+        }
+    }
+
+    fn events(&self) -> impl Iterator<Item = EventView<'_>> {
+        self.entries.iter().map(|(e, text)| EventView {
+            seq: e.seq,
+            time: humantime::format_rfc3339_millis(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(e.time_ms),
+            )
+            .to_string(),
+            connection: e.connection,
+            stage: e.stage,
+            rule_index: e.rule_index as usize,
+            rule: &text.rule,
+            action: &text.action,
+            stored: e.stored,
+        })
+    }
+}
+
+/// One event borrowing its rule text: what the JSON of a page is written from, so a page
+/// of events sharing a long rule does not copy that rule once per event.
+#[derive(Debug, serde::Serialize)]
+struct EventView<'a> {
+    seq: u64,
+    time: String,
+    connection: u64,
+    #[serde(serialize_with = "display")]
+    stage: Stage,
+    rule_index: usize,
+    rule: &'a str,
+    action: &'a str,
+    stored: bool,
+}
+
+fn display<S: serde::Serializer>(value: &Stage, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+impl EventView<'_> {
+    fn owned(&self) -> FaultEvent {
+        FaultEvent {
+            seq: self.seq,
+            time: self.time.clone(),
+            connection: self.connection,
+            stage: self.stage.to_string(),
+            rule_index: self.rule_index,
+            rule: self.rule.to_owned(),
+            action: self.action.to_owned(),
+            stored: self.stored,
+        }
+    }
+}
+
+/// The same JSON as [`EventPage`], written straight from the shared rule texts.
+impl serde::Serialize for RawPage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Events<'a>(&'a RawPage);
+        impl serde::Serialize for Events<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.events())
+            }
+        }
+        let mut page = s.serialize_struct("EventPage", 5)?;
+        page.serialize_field("events", &Events(self))?;
+        page.serialize_field("last_seq", &self.last_seq)?;
+        page.serialize_field("dropped", &self.dropped)?;
+        page.serialize_field("more", &self.more)?;
+        page.serialize_field("next_since", &self.next_since)?;
+        page.end()
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

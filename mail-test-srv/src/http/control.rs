@@ -12,7 +12,12 @@ use serde::Deserialize;
 
 use super::{ApiError, Params};
 use crate::State;
-use crate::fault::{EventPage, FaultRule, PlanSnapshot};
+use crate::fault::{FaultRule, PlanSnapshot, RawPage};
+
+/// Events in one `GET /events` page unless `limit=` says otherwise.
+const DEFAULT_EVENT_LIMIT: u64 = 1_000;
+/// Largest `limit=` of `GET /events`.
+const MAX_EVENT_LIMIT: u64 = 10_000;
 
 /// The body of `PUT /faults`.
 #[derive(Debug, Deserialize)]
@@ -47,14 +52,23 @@ pub(super) async fn delete_faults(AxumState(state): AxumState<State>) -> Json<Pl
     Json(state.faults().replace(Vec::new(), None))
 }
 
-/// `GET /events[?since=SEQ]`: events with a sequence number above `since` (default 0).
+/// `GET /events[?since=SEQ][&limit=N]`: at most `limit` (default 1,000) events with a
+/// sequence number above `since` (default 0), oldest first; `more` says whether another
+/// page follows, from `since=next_since`.
 pub(super) async fn events(
     AxumState(state): AxumState<State>,
     OriginalUri(uri): OriginalUri,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Json<RawPage>, ApiError> {
     let params = Params::parse(&uri)?;
     let since = params.number("since", 0, u64::MAX)?;
-    Ok(Json(state.faults().events().since(since)))
+    let limit = params.number("limit", DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT)?;
+    if limit == 0 {
+        return Err(ApiError::bad_request("limit must be at least 1"));
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    // Copied under the lock as small entries; the JSON is written afterwards, each rule
+    // text borrowed from the one copy the log holds.
+    Ok(Json(state.faults().events().raw_page(since, limit)))
 }
 
 /// `POST /reset`: messages, events and every trigger counter, in one call.

@@ -195,6 +195,7 @@ pub(super) async fn delete_all(AxumState(state): AxumState<State>) -> Json<serde
 pub(super) async fn wait(
     AxumState(state): AxumState<State>,
     OriginalUri(uri): OriginalUri,
+    long_poll: Option<axum::Extension<super::serve::LongPoll>>,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(&uri)?;
     let count = params.number("count", 1, MAX_WAIT_COUNT)?;
@@ -206,6 +207,8 @@ pub(super) async fn wait(
         Some(text) => parse_timeout(text)?,
     };
     let count = usize::try_from(count).unwrap_or(usize::MAX);
+    // A silent connection is expected while we wait: the idle timeout must not close it.
+    let _waiting = long_poll.map(|axum::Extension(poll)| poll.waiting());
     match state.store().wait(&params.filter(), count, timeout).await {
         Ok(found) => {
             let messages: Vec<Summary> = found.iter().map(|m| Summary::from(&**m)).collect();

@@ -5,16 +5,23 @@
 //! - `control.rs`: `/api/v1/faults`, `/api/v1/events`, `/api/v1/reset`.
 //! - `metrics.rs`: `/api/v1/stats`, `/metrics` (Prometheus text), `/healthz`.
 //! - `settings.rs`: `/api/v1/settings`, what may change at runtime (`strict`).
+//! - `guard.rs`: checks before any handler (DNS rebinding, CSRF) and `nosniff` on every response.
+//! - `serve.rs`: the listener with its limits (connections, header and idle timeouts).
 //!
 //! Under `/api/v1` every error is JSON `{"error": "..."}` with a 4xx status, unknown routes
 //! included; elsewhere unknown routes get the Go server's `404 page not found`.
 //! `/metrics` and `/healthz` answer both at the root and under `/api/v1`.
 
 mod control;
+mod guard;
 mod legacy;
 mod messages;
 mod metrics;
+mod serve;
 mod settings;
+
+pub use guard::LocalAddr;
+pub use serve::serve;
 
 use axum::Router;
 use axum::extract::Query;
@@ -24,7 +31,9 @@ use axum::routing::{any, get};
 
 use crate::State;
 
-/// All routes of one instance, bound to its state.
+/// All routes of one instance, bound to its state, behind the checks of `guard.rs`.
+/// [`serve`] serves it with the connection limits; served another way, the `Host` check
+/// falls back to the configured address.
 pub fn router(state: State) -> axum::Router {
     let api = Router::new()
         .route(
@@ -58,6 +67,11 @@ pub fn router(state: State) -> axum::Router {
         .route("/healthz", get(metrics::healthz))
         .nest("/api/v1", api)
         .fallback(root_not_found)
+        // Last, so that it wraps every route and both fallbacks.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 

@@ -1,5 +1,7 @@
-//! Shared helpers of the HTTP tests: the router served on `127.0.0.1:0` with `axum::serve`,
-//! and a raw HTTP/1.1 client, so the tests see the exact bytes a client on the wire sees.
+//! Shared helpers of the HTTP tests: the API served on `127.0.0.1:0` by `http::serve` (its
+//! real listener, limits and checks), and a raw HTTP/1.1 client, so the tests see the exact
+//! bytes a client on the wire sees. Requests name the server in `Host` as curl does
+//! (`127.0.0.1:PORT`); `request_with` sends other headers (`Host`, `Origin`) as given.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -10,6 +12,7 @@ use mail_test_srv::store::NewMessage;
 use mail_test_srv::{Config, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 /// The HTTP API of a fresh instance (seed 42), served in the background.
 pub struct Api {
@@ -26,8 +29,10 @@ impl Api {
         let state = State::new(config, 42);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = mail_test_srv::http::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let served = state.clone();
+        tokio::spawn(async move {
+            mail_test_srv::http::serve(listener, served, CancellationToken::new()).await
+        });
         Api { addr, state }
     }
 
@@ -47,15 +52,30 @@ impl Api {
 
     /// Sends one request (`Connection: close`) and reads the whole response.
     pub async fn request(&self, method: &str, target: &str, body: &[u8]) -> Response {
+        let host = format!("Host: {}\r\n", self.addr);
+        let json = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
+        self.request_with(method, target, &format!("{host}{json}"), body)
+            .await
+    }
+
+    /// Like [`Api::request`] with exactly these header lines (each ending in CRLF; no
+    /// `Host` unless given) besides `Connection` and `Content-Length`.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> Response {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
-        let mut req = format!(
-            "{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        let req = format!(
+            "{method} {target} HTTP/1.1\r\n{headers}Connection: close\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        if !body.is_empty() {
-            req.push_str("Content-Type: application/json\r\n");
-        }
-        req.push_str("\r\n");
         stream.write_all(req.as_bytes()).await.unwrap();
         stream.write_all(body).await.unwrap();
         let mut raw = Vec::new();

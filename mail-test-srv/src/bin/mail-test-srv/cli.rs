@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use mail_test_srv::fault::{Action, FaultRule, Stage, Trigger};
-use mail_test_srv::{AuthMode, BareLf, CertSource, Config, Limits, TlsMode};
+use mail_test_srv::{AuthMode, BareLf, CertSource, Config, HttpConfig, Limits, TlsMode};
 
 /// A fault-injecting SMTP test server with an HTTP report API.
 #[derive(Debug, Parser)]
@@ -91,6 +91,24 @@ pub struct Cli {
     /// Bytes of messages kept in memory; past it the oldest are evicted.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_stored_bytes)]
     max_stored_bytes: usize,
+    /// Bytes the fault event log keeps; past it the oldest events are dropped (counted).
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    max_event_bytes: usize,
+    /// Concurrent HTTP connections; one more is answered 503 and closed at once.
+    #[arg(long, value_name = "N", default_value_t = HttpConfig::default().max_connections)]
+    http_max_connections: usize,
+    /// Time an HTTP connection has to send a whole request header (from accept, or from
+    /// the end of its previous request), e.g. `10s`; a plain number is seconds.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_seconds)]
+    http_header_timeout: Duration,
+    /// Close an HTTP connection that moves no byte for this long in a request (a stalled
+    /// body, a response not read); a long poll waits its own timeout. A plain number is seconds.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_seconds)]
+    http_idle_timeout: Duration,
+    /// A host name (NAME or NAME:PORT) accepted in the HTTP Host and Origin headers besides
+    /// the listening address and localhost, repeatable; others get 403 (DNS rebinding, CSRF).
+    #[arg(long = "http-allowed-host", value_name = "NAME[:PORT]")]
+    http_allowed_hosts: Vec<String>,
     /// A fault rule STAGE:ACTION[:TRIGGER...], repeatable, first match wins,
     /// e.g. `mail:close:35%`, `rcpt:reply=550:to=bad@example.com`, `data-end:accept-close:first=1`.
     #[arg(long = "fault", value_name = "RULE")]
@@ -149,6 +167,40 @@ fn parse_percent(text: &str) -> Result<f64, String> {
         Ok(p)
     } else {
         Err("must be between 0 and 100".to_owned())
+    }
+}
+
+/// A byte count: a plain number, or with a unit (`KiB`, `MiB`, `GiB`, also `K`, `M`, `G`,
+/// `KB`, `MB`, `GB` as powers of 1,024, the way memory limits are usually meant).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (expected e.g. 1048576, 512KiB, 64MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "unknown size unit in {text:?} (expected KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// A duration with a unit (`10s`, `2m`, `500ms`), or a plain number of seconds.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}")),
     }
 }
 
@@ -276,6 +328,13 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
             max_messages: cli.max_messages,
             max_stored_bytes: cli.max_stored_bytes,
         },
+        http: HttpConfig {
+            max_connections: cli.http_max_connections,
+            header_timeout: cli.http_header_timeout,
+            idle_timeout: cli.http_idle_timeout,
+            allowed_hosts: cli.http_allowed_hosts,
+        },
+        max_event_bytes: cli.max_event_bytes,
         faults,
         seed: cli.seed,
     };
@@ -349,5 +408,34 @@ mod tests {
         assert!(r.notes.is_empty());
         let refused = resolved(&["--generate-cert", dir_arg, "--tls", "none"]).unwrap_err();
         assert!(refused.contains("--tls none"), "{refused}");
+    }
+
+    #[test]
+    fn http_limits_take_units_and_plain_numbers() {
+        let config = resolved(&[
+            "--http-header-timeout",
+            "5",
+            "--http-idle-timeout",
+            "2m",
+            "--http-max-connections",
+            "9",
+            "--http-allowed-host",
+            "mail.test",
+            "--http-allowed-host",
+            "box:8080",
+            "--max-event-bytes",
+            "1MiB",
+        ])
+        .unwrap()
+        .config;
+        assert_eq!(config.http.header_timeout, Duration::from_secs(5));
+        assert_eq!(config.http.idle_timeout, Duration::from_secs(120));
+        assert_eq!(config.http.max_connections, 9);
+        assert_eq!(config.http.allowed_hosts, ["mail.test", "box:8080"]);
+        assert_eq!(config.max_event_bytes, 1 << 20);
+        let defaults = resolved(&[]).unwrap().config;
+        assert!(defaults.http.header_timeout <= Duration::from_secs(30));
+        assert_eq!(defaults.http, HttpConfig::default());
+        assert!(resolved(&["--http-idle-timeout", "soon"]).is_err());
     }
 }
