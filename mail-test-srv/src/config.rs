@@ -73,8 +73,18 @@ pub struct Limits {
     pub max_line_length: usize,
     /// Messages kept; past it the oldest are evicted (counted in stats).
     pub max_messages: usize,
-    /// Raw bytes kept over all messages; past it the oldest are evicted.
+    /// Bytes kept over all messages, everything a record holds counted (envelope, header
+    /// index, body); past it the oldest are evicted.
     pub max_stored_bytes: usize,
+    /// Bytes of message data being received at once over all sessions; a DATA past it gets
+    /// 452 before 354, or 451 after the final dot when the budget ran out while receiving.
+    pub max_inflight_bytes: usize,
+    /// The longest a session may last, whatever it does (a delay, a hang, a trickle): then
+    /// 421 4.4.2 and close.
+    pub max_session_time: Duration,
+    /// Refused commands per session (5xx replies: syntax, sequence, failed AUTH); one more
+    /// and the session gets 421 4.7.0 and is closed, as Postfix's `smtpd_hard_error_limit`.
+    pub max_errors: usize,
 }
 
 impl Default for Limits {
@@ -87,6 +97,9 @@ impl Default for Limits {
             max_line_length: 4096,
             max_messages: 1_000_000,
             max_stored_bytes: 1024 * 1024 * 1024,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            max_session_time: Duration::from_secs(600),
+            max_errors: 20,
         }
     }
 }

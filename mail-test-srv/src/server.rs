@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::Config;
 use crate::config::TlsMode;
 use crate::fault::FaultEngine;
+use crate::smtp::inflight::InflightBudget;
 use crate::smtp::{Settings, connection};
 use crate::stats::Stats;
 use crate::store::Store;
@@ -41,6 +42,8 @@ struct Shared {
     stats: Stats,
     /// `--strict`, changeable at runtime (`PATCH /api/v1/settings`); read at each command.
     strict: AtomicBool,
+    /// Message bytes being received over all sessions (`max_inflight_bytes`).
+    inflight: InflightBudget,
     /// Built once by [`start`]; `run` builds it from `config` when absent.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -63,6 +66,7 @@ impl State {
                 faults,
                 stats: Stats::default(),
                 strict: AtomicBool::new(config.strict),
+                inflight: InflightBudget::new(config.limits.max_inflight_bytes),
                 tls,
                 config,
             }),
@@ -79,6 +83,10 @@ impl State {
     }
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+    /// The budget of message bytes being received now, over all sessions.
+    pub fn inflight(&self) -> &InflightBudget {
+        &self.inner.inflight
     }
     /// Whether MAIL and RCPT paths are read with RFC 5321 syntax only (`--strict`).
     pub fn strict(&self) -> bool {
@@ -163,6 +171,8 @@ pub async fn run(
     tokio::pin!(shutdown);
     let stats = state.stats();
     let mut next_id = 0u64;
+    // Refusals being answered (see `connection::refuse`), bounded.
+    let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
@@ -181,7 +191,12 @@ pub async fn run(
         Stats::bump(&stats.connections_total);
         if stats.connections_open.load(Ordering::Relaxed) >= max_connections as u64 {
             Stats::bump(&stats.connections_refused);
-            tracker.spawn(connection::refuse(tcp, implicit_tls, stop.clone()));
+            tracker.spawn(connection::refuse(
+                tcp,
+                implicit_tls,
+                refusing.clone(),
+                stop.clone(),
+            ));
             continue;
         }
         let guard = OpenConnection::new(state.clone());

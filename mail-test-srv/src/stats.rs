@@ -15,8 +15,14 @@ pub struct Stats {
     pub connections_refused: AtomicU64,
     /// SMTP command lines received (AUTH continuation lines and DATA content excluded).
     pub commands: AtomicU64,
-    /// Commands answered with a 5xx syntax or sequence error (500, 501, 503).
+    /// Commands refused with a 5xx (syntax, sequence, policy, failed AUTH).
     pub command_errors: AtomicU64,
+    /// Sessions closed with 421 for reaching `max_errors`.
+    pub error_limit_closes: AtomicU64,
+    /// DATA transfers refused (452 / 451) because `max_inflight_bytes` were being received.
+    pub inflight_refusals: AtomicU64,
+    /// Sessions closed with 421 at `max_session_time`.
+    pub session_time_limits: AtomicU64,
     /// Messages stored (accept-close included).
     pub messages: AtomicU64,
     /// Raw bytes of stored messages.

@@ -123,7 +123,9 @@ fn help_shows_every_default() {
             predicate::str::contains("[default: 127.0.0.1:9380]")
                 .and(predicate::str::contains("[default: 127.0.0.1:9381]"))
                 .and(predicate::str::contains("[default: 5m]"))
-                .and(predicate::str::contains("[default: 10485760]"))
+                .and(predicate::str::contains("[default: 10MiB]"))
+                .and(predicate::str::contains("[default: 256MiB]"))
+                .and(predicate::str::contains("[default: 10m]"))
                 .and(predicate::str::contains("--close-chance"))
                 .and(predicate::str::contains("--fault")),
         );

@@ -165,7 +165,7 @@ impl Report {
         metric(
             "stored_bytes",
             "gauge",
-            "Raw bytes held in the mailbox now.",
+            "Bytes the mailbox holds now: bodies, envelopes, header index.",
             self.stored.bytes as u64,
         );
         metric(

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::reply::{push, push_static};
+use super::reply::push_static;
 use super::session::{Flow, Phase, Session};
 use crate::config::AuthMode;
 
@@ -98,12 +98,7 @@ impl Session {
             self.auth_user = Some(String::from_utf8_lossy(user).into_owned());
             push_static(&mut self.out, b"235 2.7.0 authentication successful\r\n");
         } else {
-            push(
-                &mut self.out,
-                535,
-                "5.7.8",
-                "authentication credentials invalid",
-            );
+            self.error(535, "5.7.8", "authentication credentials invalid");
         }
     }
 }

@@ -4,14 +4,20 @@
 //! Replies are flushed only when the buffer holds no further complete command (RFC 2920):
 //! a pipelining client gets one write per batch, not one per reply. After a fault closes
 //! or resets the socket nothing is written to it again; the stream is moved out and dropped.
+//!
+//! No session holds its connection slot forever: every session ends by `max_session_time`
+//! (421 4.4.2), a step that takes long (a `delay` fault) ends as soon as the client closes,
+//! and a `hang` ends when the client closes or stays silent for the idle timeout.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Flow, Session};
@@ -24,6 +30,16 @@ use crate::stats::Stats;
 /// How long a closing connection waits for the client's FIN before dropping the socket.
 /// Reading to EOF first keeps unread client bytes from turning our FIN into an RST.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// The same for a connection refused over `max_connections`: short, since such connections
+/// come in floods.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Refused connections being answered at once; past it one more is dropped without a reply.
+pub const MAX_REFUSING: usize = 64;
+
+/// What a client may send while a slow step (a delay) runs, kept for after it.
+const EARLY_INPUT_MAX: usize = 64 * 1024;
 
 /// Serves one accepted connection until it ends. Never panics on input; I/O errors end it.
 pub async fn serve(
@@ -64,7 +80,13 @@ pub async fn serve(
     tokio::pin!(idle_timer);
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let mut flow = session.greet().await;
+    let lifetime = tokio::time::sleep(settings.limits.max_session_time);
+    tokio::pin!(lifetime);
+    let mut flow = match watch_peer(session.greet(), &mut stream, lifetime.as_mut()).await {
+        Watched::Done(flow, _) => flow,
+        Watched::PeerGone => return,
+        Watched::TimeUp => session_time_up(&mut session, &state),
+    };
     // Idle time counts from when the server starts waiting after the session last made
     // progress: a unit handled (command line, AUTH line, end of DATA) or DATA bytes consumed.
     // Bytes of a command line that never ends are not progress: a client trickling one byte
@@ -88,7 +110,7 @@ pub async fn serve(
             }
             Flow::Hang => {
                 if flush(&mut stream, &mut session.out, idle).await.is_ok() {
-                    hang(stream, &shutdown).await;
+                    hang(stream, &shutdown, idle, lifetime).await;
                 }
                 return;
             }
@@ -111,7 +133,16 @@ pub async fn serve(
             }
         }
         let buffered = buf.len();
-        if let Some(next) = session.step(&mut buf).await {
+        let stepped = match watch_peer(session.step(&mut buf), &mut stream, lifetime.as_mut()).await
+        {
+            Watched::Done(stepped, early) => {
+                buf.extend_from_slice(&early);
+                stepped
+            }
+            Watched::PeerGone => return,
+            Watched::TimeUp => Some(session_time_up(&mut session, &state)),
+        };
+        if let Some(next) = stepped {
             progressed = true;
             flow = next;
             continue;
@@ -139,6 +170,7 @@ pub async fn serve(
                     Ok(0) | Err(_) => return,
                     Ok(_) => break Flow::Continue,
                 },
+                _ = &mut lifetime => break session_time_up(&mut session, &state),
                 _ = &mut idle_timer => {
                     let deadline = waiting_since + idle;
                     if Instant::now() >= deadline {
@@ -152,6 +184,48 @@ pub async fn serve(
             }
         };
     }
+}
+
+/// How a step watched by [`watch_peer`] ended.
+enum Watched<T> {
+    /// It finished; with what the client sent meanwhile.
+    Done(T, Vec<u8>),
+    /// The client closed (or reset) the connection first.
+    PeerGone,
+    /// The session reached `max_session_time` first.
+    TimeUp,
+}
+
+/// Runs `step` while watching the socket, so a slow step (a `delay` fault) does not keep a
+/// connection slot after its client has gone. When the step is ready at once (every step
+/// but a delay) the socket is not even polled. Bytes the client pipelines meanwhile are
+/// returned for the read buffer, up to [`EARLY_INPUT_MAX`].
+async fn watch_peer<T>(
+    step: impl std::future::Future<Output = T>,
+    stream: &mut Stream,
+    mut lifetime: Pin<&mut Sleep>,
+) -> Watched<T> {
+    tokio::pin!(step);
+    let mut early = Vec::new();
+    let mut scratch = [0u8; 1024];
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut step => return Watched::Done(done, early),
+            read = stream.read(&mut scratch), if early.len() < EARLY_INPUT_MAX => match read {
+                Ok(0) | Err(_) => return Watched::PeerGone,
+                Ok(n) => early.extend_from_slice(&scratch[..n]),
+            },
+            _ = &mut lifetime => return Watched::TimeUp,
+        }
+    }
+}
+
+/// The session reached `max_session_time`: 421 and close.
+fn session_time_up(session: &mut Session, state: &State) -> Flow {
+    Stats::bump(&state.stats().session_time_limits);
+    session.session_time_up();
+    Flow::Close
 }
 
 /// Writes pending replies; an error means the client is gone, or has not read for `limit`
@@ -176,9 +250,13 @@ async fn flush(stream: &mut Stream, out: &mut Vec<u8>, limit: Duration) -> std::
 }
 
 /// Closes with FIN (and TLS close_notify), then drains until the client closes too.
-async fn close(mut stream: Stream, shutdown: &CancellationToken) {
+async fn close(stream: Stream, shutdown: &CancellationToken) {
+    close_within(stream, shutdown, CLOSE_LINGER).await;
+}
+
+async fn close_within(mut stream: Stream, shutdown: &CancellationToken, linger: Duration) {
     if !matches!(
-        tokio::time::timeout(CLOSE_LINGER, stream.shutdown()).await,
+        tokio::time::timeout(linger, stream.shutdown()).await,
         Ok(Ok(()))
     ) {
         return;
@@ -192,27 +270,55 @@ async fn close(mut stream: Stream, shutdown: &CancellationToken) {
         }
     };
     tokio::select! {
-        _ = tokio::time::timeout(CLOSE_LINGER, drain) => {}
+        _ = tokio::time::timeout(linger, drain) => {}
         _ = shutdown.cancelled() => {}
     }
 }
 
-/// Never answers again: reads and discards until the client gives up or the server stops.
-async fn hang(mut stream: Stream, shutdown: &CancellationToken) {
+/// Never answers again: reads and discards until the client gives up (closes, or sends
+/// nothing for `idle`), the session reaches its lifetime, or the server stops. The
+/// connection is then dropped without a word, as a hung server's would be.
+async fn hang(
+    mut stream: Stream,
+    shutdown: &CancellationToken,
+    idle: Duration,
+    lifetime: Pin<&mut Sleep>,
+) {
     let mut sink = [0u8; 4096];
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
+    tokio::pin!(lifetime);
     loop {
         tokio::select! {
             read = stream.read(&mut sink) => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => silence.as_mut().reset(Instant::now() + idle),
             },
+            _ = &mut silence => return,
+            _ = &mut lifetime => return,
             _ = shutdown.cancelled() => return,
         }
     }
 }
 
-/// Answers a connection over `max_connections` with `421 4.7.0` and closes it.
-pub async fn refuse(tcp: TcpStream, implicit_tls: bool, shutdown: CancellationToken) {
+/// Answers a connection over `max_connections` with `421 4.7.0` and closes it. `refusing`
+/// counts these answers in progress: past [`MAX_REFUSING`] the connection is dropped at
+/// once, so a flood of connections cannot pile up lingering tasks.
+pub async fn refuse(
+    tcp: TcpStream,
+    implicit_tls: bool,
+    refusing: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+) {
+    if refusing.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSING {
+        refusing.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    answer_refusal(tcp, implicit_tls, &shutdown).await;
+    refusing.fetch_sub(1, Ordering::AcqRel);
+}
+
+async fn answer_refusal(tcp: TcpStream, implicit_tls: bool, shutdown: &CancellationToken) {
     let mut stream = Stream::Plain(tcp);
     // Under implicit TLS a plain-text reply would only confuse the client's handshake.
     if !implicit_tls
@@ -223,5 +329,5 @@ pub async fn refuse(tcp: TcpStream, implicit_tls: bool, shutdown: CancellationTo
     {
         return;
     }
-    close(stream, &shutdown).await;
+    close_within(stream, shutdown, REFUSE_LINGER).await;
 }

@@ -31,6 +31,8 @@ pub struct DataReceiver {
     /// A LF without a CR before it was seen.
     bare_lf: bool,
     body: Vec<u8>,
+    /// The content is no longer kept (the server-wide budget ran out); read to the end only.
+    discarding: bool,
     /// Bytes of the unstuffed message seen so far, kept or not.
     size: usize,
     limit: usize,
@@ -56,6 +58,7 @@ impl DataReceiver {
             at_line_start: true,
             after_cr: false,
             bare_lf: false,
+            discarding: false,
             body: Vec::with_capacity(capacity.min(MAX_INITIAL_CAPACITY).min(limit)),
             size: 0,
             limit,
@@ -120,8 +123,28 @@ impl DataReceiver {
         self.bare_lf
     }
 
+    /// Bytes allocated for the message so far (what it holds of the in-flight budget).
+    pub fn allocated(&self) -> usize {
+        self.body.capacity()
+    }
+
+    /// Stops keeping the content and frees it; the transfer is read to its end marker and
+    /// refused.
+    pub fn discard(&mut self) {
+        self.discarding = true;
+        self.body = Vec::new();
+    }
+
+    /// The content was discarded by [`DataReceiver::discard`].
+    pub fn discarded(&self) -> bool {
+        self.discarding
+    }
+
     fn push(&mut self, bytes: &[u8]) {
         self.size += bytes.len();
+        if self.discarding {
+            return;
+        }
         if self.size <= self.limit {
             self.body.extend_from_slice(bytes);
         } else if !self.body.is_empty() {

@@ -2,7 +2,8 @@
 //!
 //! - `parse.rs`: one command line in, a [`parse::Command`] or a typed error out;
 //!   `path.rs` reads MAIL / RCPT paths, leniently by default or strictly (`--strict`).
-//! - `data.rs`: the DATA receiver (end marker, dot-unstuffing, size limit).
+//! - `data.rs`: the DATA receiver (end marker, dot-unstuffing, size limit);
+//!   `inflight.rs` the server-wide budget of bytes being received.
 //! - `reply.rs`: reply formatting with enhanced status codes (RFC 3463).
 //! - `settings.rs`: what all sessions of one server share (greeting, EHLO lines, limits, TLS).
 //! - `session.rs`: the state machine ([`Session`], its `Phase`) and fault execution;
@@ -13,6 +14,7 @@
 mod auth;
 pub mod connection;
 pub mod data;
+pub mod inflight;
 pub mod parse;
 mod path;
 pub mod reply;

@@ -420,6 +420,28 @@ mod tests {
     }
 
     #[test]
+    fn paths_longer_than_256_octets_are_refused() {
+        let local = |n: usize| "l".repeat(n - "<@example.com>".len());
+        for syntax in [PathSyntax::Lenient, PathSyntax::Strict] {
+            let fits = format!("MAIL FROM:<{}@example.com>", local(256));
+            assert!(matches!(
+                parse(fits.as_bytes(), syntax),
+                Ok(Command::Mail { .. })
+            ));
+            let long = format!("MAIL FROM:<{}@example.com>", local(257));
+            assert!(matches!(
+                parse(long.as_bytes(), syntax),
+                Err(ParseError::BadSender(why)) if why.contains("too long")
+            ));
+            let long = format!("RCPT TO:<\"x\" <{}@example.com>>", local(257));
+            assert!(matches!(
+                parse(long.as_bytes(), syntax),
+                Err(ParseError::BadRecipient(_))
+            ));
+        }
+    }
+
+    #[test]
     fn mail_params_are_read_after_a_nested_path() {
         assert_eq!(
             parse(

@@ -148,9 +148,16 @@ fn params_after(rest: &[u8]) -> Result<&[u8], &'static str> {
     }
 }
 
+/// The longest path, angle brackets included (RFC 5321 4.5.3.1.3).
+pub(crate) const MAX_PATH: usize = 256;
+
 /// Drops a source route (`@a,@b:user@c`, RFC 5321 4.1.2: accepted and ignored) and checks
-/// the characters: UTF-8, no control character, no angle bracket, spaces only when quoted.
+/// the length and the characters: UTF-8, no control character, no angle bracket, spaces only
+/// when quoted.
 fn address(path: &[u8]) -> Result<&str, &'static str> {
+    if path.len() + 2 > MAX_PATH {
+        return Err("path too long (at most 256 octets, RFC 5321 4.5.3.1.3)");
+    }
     let addr = match path.first() {
         Some(b'@') => match memchr::memchr(b':', path) {
             Some(i) => &path[i + 1..],

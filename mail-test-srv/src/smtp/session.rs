@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 use super::data::DataReceiver;
+use super::inflight::Held;
 use super::parse::{self, ParseError};
 use super::reply;
 use super::settings::Settings;
@@ -80,6 +81,10 @@ pub struct Session {
     skipping_long_line: bool,
     /// A fault replaced the greeting with a refusal: RFC 5321 3.1 then allows only QUIT.
     no_service: bool,
+    /// Commands refused with a 5xx so far (see `Limits::max_errors`).
+    errors: usize,
+    /// What the DATA transfer in progress holds of the server's in-flight budget.
+    pub(super) inflight: Option<Held>,
     /// Replies not yet written to the socket.
     pub out: Vec<u8>,
 }
@@ -106,6 +111,8 @@ impl Session {
             tls,
             skipping_long_line: false,
             no_service: false,
+            errors: 0,
+            inflight: None,
             out: Vec::with_capacity(1024),
         }
     }
@@ -143,6 +150,14 @@ impl Session {
         );
     }
 
+    /// Appends the notice that the session reached `max_session_time`.
+    pub fn session_time_up(&mut self) {
+        reply::push_static(
+            &mut self.out,
+            b"421 4.4.2 session time limit reached, closing connection\r\n",
+        );
+    }
+
     /// Handles the next complete unit in `buf`; `None` when more input is needed.
     pub async fn step(&mut self, buf: &mut BytesMut) -> Option<Flow> {
         if let Phase::Data(receiver) = &mut self.phase {
@@ -151,6 +166,12 @@ impl Session {
             }
             let fed = receiver.feed(buf);
             buf.advance(fed.consumed);
+            if let Some(held) = &mut self.inflight
+                && !held.grow_to(receiver.allocated())
+            {
+                receiver.discard();
+                self.inflight = None;
+            }
             if receiver.saw_bare_lf() && self.settings.bare_lf == BareLf::Reject {
                 self.tx = None;
                 return Some(self.refuse_bare_lf());
@@ -179,7 +200,7 @@ impl Session {
             // RFC 5321 4.5.3.1.4: a line past the limit is a 500; 5.5.2 (syntax error) as Postfix sends.
             self.error(500, "5.5.2", "line too long");
             self.phase = Phase::Command;
-            return Some(Flow::Continue);
+            return Some(self.within_error_limit(Flow::Continue));
         }
         let mut text = &line[..newline];
         match text {
@@ -187,7 +208,8 @@ impl Session {
             _ if self.settings.bare_lf == BareLf::Reject => return Some(self.refuse_bare_lf()),
             _ => {}
         }
-        Some(self.handle_line(text).await)
+        let flow = self.handle_line(text).await;
+        Some(self.within_error_limit(flow))
     }
 
     async fn handle_line(&mut self, line: &[u8]) -> Flow {
@@ -221,7 +243,7 @@ impl Session {
                 Flow::Continue
             }
             Err(ParseError::UnknownParam) => {
-                reply::push(&mut self.out, 555, "5.5.4", "parameter not recognized");
+                self.error(555, "5.5.4", "parameter not recognized");
                 Flow::Continue
             }
         }
@@ -248,10 +270,26 @@ impl Session {
         Flow::Close
     }
 
-    /// Appends a 500/501/503 reply and counts it as a command error.
+    /// Appends a 5xx refusal of the client's command (syntax, sequence, policy, failed
+    /// AUTH) and counts it, for the session's error limit and the stats.
     pub(super) fn error(&mut self, code: u16, enhanced: &str, text: &str) {
         Stats::bump(&self.state.stats().command_errors);
+        self.errors += 1;
         reply::push(&mut self.out, code, enhanced, text);
+    }
+
+    /// Past `max_errors` refused commands the session ends with 421 (RFC 5321 4.2.2 allows
+    /// it at any time): brute-forcing AUTH or flooding garbage gets nowhere.
+    fn within_error_limit(&mut self, flow: Flow) -> Flow {
+        if flow != Flow::Continue || self.errors <= self.settings.limits.max_errors {
+            return flow;
+        }
+        Stats::bump(&self.state.stats().error_limit_closes);
+        reply::push_static(
+            &mut self.out,
+            b"421 4.7.0 too many errors, closing connection\r\n",
+        );
+        Flow::Close
     }
 
     /// Asks the fault plan about `stage` and carries out what does not end in storing:
@@ -296,9 +334,19 @@ impl Session {
     /// The final dot was seen: refuse an oversized message, else ask the `data-end` stage,
     /// then store and answer 250 (or carry out the fault).
     async fn finish_data(&mut self, receiver: DataReceiver) -> Flow {
+        // The bytes are copied to the store below or dropped: either way no longer in flight.
+        self.inflight = None;
         let Some(tx) = self.tx.take() else {
             return Flow::Continue;
         };
+        if receiver.discarded() {
+            Stats::bump(&self.state.stats().inflight_refusals);
+            reply::push_static(
+                &mut self.out,
+                b"451 4.3.1 too many message bytes being received at once, try again later\r\n",
+            );
+            return Flow::Continue;
+        }
         if receiver.too_big() {
             // RFC 1870 6.1 / RFC 5321 4.5.3.1.10: read it all, then refuse.
             reply::push_static(

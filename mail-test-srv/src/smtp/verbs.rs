@@ -10,6 +10,7 @@ use super::reply::{push, push_static};
 use super::session::{Flow, Phase, Session, Transaction, decide_for};
 use crate::config::{AuthMode, TlsMode};
 use crate::fault::{FaultContext, Stage};
+use crate::stats::Stats;
 
 impl Session {
     /// Runs `command`; `line` is the line it was parsed from, kept when a path was read
@@ -109,7 +110,7 @@ impl Session {
             return Flow::Continue;
         }
         if matches!(self.settings.auth, AuthMode::Required { .. }) && self.auth_user.is_none() {
-            push(&mut self.out, 530, "5.7.0", "authentication required");
+            self.error(530, "5.7.0", "authentication required");
             return Flow::Continue;
         }
         if self.tx.is_some() {
@@ -196,10 +197,20 @@ impl Session {
         {
             return flow;
         }
-        self.phase = Phase::Data(DataReceiver::new(
-            self.settings.limits.max_message_size,
-            expected,
-        ));
+        let receiver = DataReceiver::new(self.settings.limits.max_message_size, expected);
+        let Some(held) = self.state.inflight().start(receiver.allocated()) else {
+            // RFC 5321 4.5.3.1.10: insufficient system storage, a transient refusal.
+            Stats::bump(&self.state.stats().inflight_refusals);
+            push(
+                &mut self.out,
+                452,
+                "4.3.1",
+                "too many message bytes being received at once, try again later",
+            );
+            return Flow::Continue;
+        };
+        self.inflight = Some(held);
+        self.phase = Phase::Data(receiver);
         push_static(&mut self.out, b"354 End data with <CR><LF>.<CR><LF>\r\n");
         Flow::Continue
     }
@@ -223,7 +234,7 @@ impl Session {
 
     fn handle_starttls(&mut self) -> Flow {
         if self.settings.tls_mode != TlsMode::StartTls || self.settings.acceptor.is_none() {
-            push(&mut self.out, 502, "5.5.1", "STARTTLS not available");
+            self.error(502, "5.5.1", "STARTTLS not available");
             return Flow::Continue;
         }
         if self.tls {
@@ -236,7 +247,7 @@ impl Session {
 
     async fn handle_auth(&mut self, mechanism: Mechanism, initial: Option<&[u8]>) -> Flow {
         if self.settings.auth == AuthMode::Off {
-            push(&mut self.out, 502, "5.5.1", "AUTH not available");
+            self.error(502, "5.5.1", "AUTH not available");
             return Flow::Continue;
         }
         if !self.greeted {

@@ -125,7 +125,7 @@ fn evicts_oldest_past_the_message_cap() {
 
 #[test]
 fn evicts_oldest_past_the_byte_cap_but_keeps_the_newest() {
-    let one = msg("a@x", &["b@x"], "m").data.len();
+    let one = footprint_of(msg("a@x", &["b@x", "c@x"], "m"));
     let s = Store::new(100, one * 2);
     for _ in 0..4 {
         s.insert(msg("a@x", &["b@x", "c@x"], "m"));
@@ -182,4 +182,31 @@ async fn wait_times_out_with_the_count_so_far() {
     // Already satisfied: returns at once.
     let got = s.wait(&to("b@x"), 1, Duration::from_secs(5)).await;
     assert_eq!(ids(&got.unwrap()), [1]);
+}
+
+/// What one message counts against the byte cap, measured through a store of its own.
+fn footprint_of(message: NewMessage) -> usize {
+    let s = Store::new(10, usize::MAX);
+    s.insert(message);
+    s.bytes()
+}
+
+#[test]
+fn the_byte_cap_counts_the_envelope_not_only_the_body() {
+    let long = |i: usize| format!("{}{i}@example.com", "r".repeat(200));
+    let recipients: Vec<String> = (0..100).map(long).collect();
+    let to: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let fat = footprint_of(msg("a@x", &to, "m"));
+    assert!(
+        fat > 100 * 2 * 200,
+        "envelope and index keys counted: {fat}"
+    );
+    // 1 MiB holds only a few such messages, however tiny their bodies.
+    let s = Store::new(1_000_000, 1 << 20);
+    for _ in 0..3000 {
+        s.insert(msg("a@x", &to, "m"));
+    }
+    assert!(s.bytes() <= 1 << 20, "{}", s.bytes());
+    assert!(s.len() <= (1 << 20) / fat + 1, "{} kept", s.len());
+    assert!(s.evictions() >= 2900);
 }

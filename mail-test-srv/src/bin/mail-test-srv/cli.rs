@@ -49,9 +49,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
     /// Generate a CA and a localhost certificate into DIR (ca.pem, cert.pem, key.pem).
-    /// Default when TLS is on without --cert: a fresh folder under the temp dir (logged).
+    /// Default when TLS is on without --cert: a fresh folder under the temp dir (logged),
+    /// removed on exit; a DIR named here is kept.
     #[arg(long, value_name = "DIR")]
-    generate_cert: Option<PathBuf>,
+    pub generate_cert: Option<PathBuf>,
     /// AUTH: `any` (advertised, any credentials succeed), `off` (not advertised), or
     /// `USER:PASSWORD` (enforced; MAIL needs it).
     #[arg(long, value_name = "any|off|USER:PASSWORD", default_value = "any", value_parser = parse_auth)]
@@ -76,7 +77,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
     /// Largest message in bytes (advertised as SIZE); bigger gets 552.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_size)]
+    #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = parse_size)]
     max_message_size: usize,
     /// Recipients per message; one more gets 452.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_recipients)]
@@ -89,8 +90,20 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_messages)]
     max_messages: usize,
     /// Bytes of messages kept in memory; past it the oldest are evicted.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_stored_bytes)]
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
     max_stored_bytes: usize,
+    /// Message bytes being received at once over all sessions; a DATA past it gets 452
+    /// (before 354) or 451 (after the final dot), so many slow uploads cannot exhaust memory.
+    #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
+    max_inflight_bytes: usize,
+    /// The longest any session may last (a delay, a hang, a slow upload included); then
+    /// 421 4.4.2 and close.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    max_session_time: Duration,
+    /// Refused commands (5xx) a session may collect; one more gets 421 4.7.0 and a close,
+    /// which ends AUTH guessing and garbage floods (Postfix's smtpd_hard_error_limit).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_errors)]
+    max_errors: usize,
     /// Bytes the fault event log keeps; past it the oldest events are dropped (counted).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     max_event_bytes: usize,
@@ -327,6 +340,9 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
             max_line_length: cli.max_line_length,
             max_messages: cli.max_messages,
             max_stored_bytes: cli.max_stored_bytes,
+            max_inflight_bytes: cli.max_inflight_bytes,
+            max_session_time: cli.max_session_time,
+            max_errors: cli.max_errors,
         },
         http: HttpConfig {
             max_connections: cli.http_max_connections,
@@ -372,6 +388,25 @@ mod tests {
             assert_eq!(rules(&[spelling, "35"]), ["mail:close:35%"], "{spelling}");
         }
         assert!(resolved(&["--closeFirst", "1", "--close-first", "1"]).is_err());
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64mb"), Ok(64 << 20));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert!(parse_size("1.5MiB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("10 parsecs").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+        let limits = resolved(&["--max-stored-bytes", "1MiB", "--max-session-time", "90s"])
+            .unwrap()
+            .config
+            .limits;
+        assert_eq!(limits.max_stored_bytes, 1 << 20);
+        assert_eq!(limits.max_session_time, Duration::from_secs(90));
     }
 
     #[test]
