@@ -1,5 +1,6 @@
 //! The store behind both URLs: SQLite always, MySQL/MariaDB when `MAILER_TEST_MYSQL_URL` is
-//! set (CI starts a MariaDB on 127.0.0.1 and sets it); each test gets its own database.
+//! set (CI starts a MariaDB on 127.0.0.1 and sets it; under `CI` an unset URL is a failure);
+//! each test gets its own database.
 
 mod common;
 
@@ -49,8 +50,17 @@ fn databases(test: &str) -> Vec<TestDb> {
     }];
     match std::env::var("MAILER_TEST_MYSQL_URL") {
         Ok(url) if !url.is_empty() => dbs.push(mysql_database(&url, test)),
+        // CI starts a MariaDB (.ci/start-mariadb); a run there without one would pass having
+        // tested SQLite only, so under CI a missing URL is a failure, not a skip.
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{test}: MAILER_TEST_MYSQL_URL is not set, so the MariaDB part cannot run; \
+             run `eval \"$(.ci/start-mariadb)\"` first (CI is set, so this is a failure)"
+        ),
         _ => {
-            eprintln!("{test}: MariaDB part skipped: MAILER_TEST_MYSQL_URL is not set (CI sets it)")
+            eprintln!(
+                "{test}: MariaDB part skipped: MAILER_TEST_MYSQL_URL is not set \
+                 (eval \"$(.ci/start-mariadb)\"; with CI set this fails)"
+            )
         }
     }
     dbs

@@ -38,12 +38,15 @@ pub fn spawn_exactly(args: &[&str]) -> Running {
 
 /// Like [`spawn_exactly`], with the binary's stderr (notes, logs) going to `stderr`.
 pub fn spawn_with_stderr(args: &[&str], stderr: Stdio) -> Running {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(BIN);
+    command.args(args).stderr(stderr);
+    spawn_command(command)
+}
+
+/// Starts `command` (the binary, with whatever arguments and environment the test set) and
+/// reads its READY line.
+pub fn spawn_command(mut command: Command) -> Running {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)

@@ -187,3 +187,73 @@ pub fn program(path: &str) -> Option<&str> {
     eprintln!("skipped: {path} is not installed (run .ci/install-deps; with CI set this fails)");
     None
 }
+
+/// Whether this run is CI's (`CI` set, as `.ci/run` and CI services do): there a missing tool
+/// or limit is a failure, because a skipped test would pass without having checked anything.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Call where a test cannot run for `reason` and returns at once: outside CI it prints why
+/// and the caller returns (skips); under CI it panics with `reason`, as [`program`] does.
+#[track_caller]
+pub fn skip_or_fail(reason: &str) {
+    if under_ci() {
+        panic!("{reason} (CI is set, so this is a failure rather than a skip)");
+    }
+    eprintln!("skipped: {reason} (with CI set this fails)");
+}
+
+/// Makes sure this process may open `needed` files: raises the soft `RLIMIT_NOFILE` up to
+/// `needed` (never above the hard limit, which only root may raise) when it is lower, as
+/// servers do at start. Returns the soft limit now in force when it is still too low, so the
+/// caller can [`skip_or_fail`] with a reason that names it.
+pub fn ensure_open_files(needed: u64) -> Result<(), String> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` means unlimited.
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= needed {
+        return Ok(());
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let raised = needed.min(hard);
+    if raised > soft {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
+            },
+        )
+        .map_err(|e| format!("cannot raise the open-files limit from {soft} to {raised}: {e}"))?;
+    }
+    if raised >= needed {
+        return Ok(());
+    }
+    Err(format!(
+        "this test needs {needed} open files, and the hard limit is {hard} (the soft limit was \
+         {soft}); raise it before the test, as root: `ulimit -Hn {needed}`"
+    ))
+}
+
+/// A TLS client configuration that trusts only the CA certificates in `ca_pem` (the
+/// server's generated `ca.pem`).
+pub fn trusting(ca_pem: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("the CA is usable");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS 1.2 and 1.3 with ring")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(config)
+}

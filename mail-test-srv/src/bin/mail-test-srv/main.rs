@@ -4,6 +4,8 @@
 //! (the harness, a CI script) can start it with port 0 and read where it listens.
 //! Logs go to stderr (`RUST_LOG`, default `info`). A bad flag or an unreadable file is one
 //! line on stderr and exit status 2; SIGINT/SIGTERM shut down cleanly with status 0.
+//! TLS without `--cert` or `--generate-cert` generates its certificates into a folder of its
+//! own under the temp directory, removed when the process ends (a folder the user named is kept).
 //!
 //! - `cli.rs`: the flags and the [`mail_test_srv::Config`] they describe.
 //! - `go_flags.rs`: the original Go server's one-dash spellings (`-closeFirst 5`).
@@ -12,6 +14,7 @@ mod cli;
 mod go_flags;
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -35,6 +38,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Read before `resolve` takes the flags: a folder the user named is theirs to keep.
+    let named_cert_dir = cli.generate_cert.is_some();
     let config = match cli::resolve(cli) {
         Ok(resolved) => {
             for note in resolved.notes {
@@ -46,6 +51,12 @@ fn main() -> ExitCode {
             eprintln!("mail-test-srv: {e}");
             return ExitCode::from(2);
         }
+    };
+    // Declared before the runtime, so dropped after it: the server is gone before its
+    // certificates are. Dropped on every way out of `main`, a panic's unwinding included.
+    let scratch = match &config.cert {
+        Some(CertSource::Generate { dir }) if !named_cert_dir => Some(ScratchCertDir(dir.clone())),
+        _ => None,
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -61,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, scratch.is_some())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mail-test-srv: {e:#}");
@@ -77,9 +88,33 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// The certificate folder this process chose for itself: removed when dropped, so runs with
+/// `--tls` alone do not leave a CA and its key behind per pid in the temp directory.
+struct ScratchCertDir(PathBuf);
+
+impl Drop for ScratchCertDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Ok(()) => {}
+            // Never created: the server stopped before generating anything.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!("mail-test-srv: cannot remove {}: {e}", self.0.display()),
+        }
+    }
+}
+
+/// Serves until SIGINT or SIGTERM. `scratch_certs`: the generated certificates go to a folder
+/// removed on exit (said in the log, so nobody points a client at it for later).
+async fn serve(config: Config, scratch_certs: bool) -> anyhow::Result<()> {
+    // Caught from before the start, so a signal while the certificates are being generated
+    // also ends in a clean return (and the scratch folder's removal) instead of death by signal.
+    let signals = Signals::new()?;
     if let Some(CertSource::Generate { dir }) = &config.cert {
-        tracing::info!(dir = %dir.display(), "generating a test CA; clients should trust ca.pem there");
+        if scratch_certs {
+            tracing::info!(dir = %dir.display(), "generating a test CA; clients should trust ca.pem there (removed on exit; --generate-cert DIR keeps it)");
+        } else {
+            tracing::info!(dir = %dir.display(), "generating a test CA; clients should trust ca.pem there");
+        }
     }
     let handle = mail_test_srv::start(config).await?;
     let mut stdout = std::io::stdout().lock();
@@ -93,19 +128,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     tracing::info!(smtp = %handle.smtp_addr(), http = %handle.http_addr(), seed = handle.seed(), "serving");
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     handle.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment this exists.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
