@@ -5,7 +5,6 @@
 //! used: with aws-lc also compiled in, rustls' default builder panics (see CRATES.md).
 
 use std::fs;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::ServerConfig;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::{CertSource, Config, TlsMode};
@@ -28,6 +28,8 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path} is not valid PEM: {source}")]
+    Pem { path: PathBuf, source: pem::Error },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -96,9 +98,9 @@ pub fn load_pem(
         })
     };
     let cert_pem = read(cert)?;
-    let certs = rustls_pemfile::certs(&mut BufReader::new(&cert_pem[..]))
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Read {
+        .map_err(|source| TlsError::Pem {
             path: cert.to_owned(),
             source,
         })?;
@@ -106,12 +108,13 @@ pub fn load_pem(
         return Err(TlsError::NoCertificate(cert.to_owned()));
     }
     let key_pem = read(key)?;
-    let key_der = rustls_pemfile::private_key(&mut BufReader::new(&key_pem[..]))
-        .map_err(|source| TlsError::Read {
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| match source {
+        pem::Error::NoItemsFound => TlsError::NoKey(key.to_owned()),
+        source => TlsError::Pem {
             path: key.to_owned(),
             source,
-        })?
-        .ok_or_else(|| TlsError::NoKey(key.to_owned()))?;
+        },
+    })?;
     Ok((certs, key_der))
 }
 
@@ -195,5 +198,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+    }
+
+    #[test]
+    fn files_without_pem_blocks_name_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate(dir.path()).expect("generate");
+        let empty = dir.path().join("empty.pem");
+        fs::write(&empty, "no PEM here\n").unwrap();
+        let broken = dir.path().join("broken.pem");
+        fs::write(&broken, "-----BEGIN CERTIFICATE-----\n@@@\n").unwrap();
+
+        let err = load_pem(&empty, &files.key).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate(_)), "{err}");
+        let err = load_pem(&files.cert, &empty).unwrap_err();
+        assert!(matches!(err, TlsError::NoKey(_)), "{err}");
+        let err = load_pem(&broken, &files.key).unwrap_err();
+        assert!(
+            matches!(err, TlsError::Pem { .. }) && err.to_string().contains("broken.pem"),
+            "{err}"
+        );
     }
 }

@@ -2,13 +2,13 @@
 //! `-closeChance N -smtp ADDR -http ADDR`, and `--cert F --key F` without `--tls`.
 
 mod cli_util;
+mod common;
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 
 use cli_util::{connect, line, spawn, spawn_exactly, spawn_with_stderr};
 
@@ -90,19 +90,8 @@ fn go_spellings_of_close_chance_and_addresses() {
 
 /// Reads the greeting over implicit TLS, trusting `ca`.
 fn implicit_tls_greeting(smtp: &str, ca: &Path) -> String {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(File::open(ca).unwrap())) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let config = common::trusting(&std::fs::read(ca).unwrap());
+    let mut conn = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
     let mut tcp = TcpStream::connect(smtp).unwrap();
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -160,18 +159,7 @@ fn tls_required(dir: &Path) -> Config {
 
 fn rustls_client(dir: &Path) -> tokio_rustls::TlsConnector {
     let pem = std::fs::read(dir.join("ca.pem")).expect("ca.pem written");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        roots.add(cert.expect("PEM certificate")).expect("CA added");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(common::trusting(&pem))
 }
 
 /// Even the right password is refused (530) in plain text, by PLAIN and by LOGIN, and so

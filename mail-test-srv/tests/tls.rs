@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use common::{Client, start, stored};
 use lettre::transport::smtp::authentication::Credentials;
@@ -131,19 +130,8 @@ async fn unreadable_certificate_is_a_clear_error() {
 }
 
 fn rustls_client(dir: &Path) -> tokio_rustls::TlsConnector {
-    let pem = std::fs::read(dir.join("ca.pem")).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    let pem = std::fs::read(dir.join("ca.pem")).expect("ca.pem written");
+    tokio_rustls::TlsConnector::from(common::trusting(&pem))
 }
 
 #[tokio::test]
