@@ -183,3 +183,17 @@ fn help_lists_the_go_spellings() {
         );
     }
 }
+
+#[test]
+fn a_mistyped_go_flag_is_one_line_with_a_suggestion() {
+    assert_cmd::Command::new(cli_util::BIN)
+        .args(["-closefirst", "5"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicates::function::function(|s: &str| {
+            s.lines().count() == 1
+                && s.contains("'--closefirst'")
+                && s.contains("similar flag exists: '--close")
+        }));
+}

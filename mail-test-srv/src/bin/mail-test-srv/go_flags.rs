@@ -53,10 +53,17 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     out
 }
 
-/// A word after one dash that is a long flag of ours, not a cluster of short flags.
+/// A word after one dash that is meant as a long flag: one of ours, or any word that is not
+/// a cluster of our short flags (`-h`, `-V`), so a mistyped Go flag (`-closefirst`) gets
+/// clap's error about `--closefirst` and its suggestion, not one about `-c`.
 fn single_dash_long(command: &clap::Command, word: &str) -> bool {
     let name = word.split_once('=').map_or(word, |(name, _)| name);
-    name.len() > 1 && find(command, name).is_some()
+    let shorts: Vec<char> = command
+        .get_arguments()
+        .filter_map(clap::Arg::get_short)
+        .chain(['h', 'V'])
+        .collect();
+    name.len() > 1 && (find(command, name).is_some() || !name.chars().all(|c| shorts.contains(&c)))
 }
 
 fn takes_value(command: &clap::Command, name: &str) -> bool {
@@ -111,9 +118,11 @@ mod tests {
     fn values_short_flags_and_unknown_words_are_left_alone() {
         // `-smtp` here is the hostname's value, not a flag.
         assert_eq!(
-            normalized(&["--hostname", "-smtp", "-h", "-V", "-nope"]),
-            ["--hostname", "-smtp", "-h", "-V", "-nope"]
+            normalized(&["--hostname", "-smtp", "-h", "-V", "-hV"]),
+            ["--hostname", "-smtp", "-h", "-V", "-hV"]
         );
+        // A mistyped Go flag reads as the long flag it was meant to be.
+        assert_eq!(normalized(&["-closefirst", "5"]), ["--closefirst", "5"]);
         assert_eq!(normalized(&["--", "-smtp"]), ["--", "-smtp"]);
         // A boolean flag takes no value, so the next word is a flag again.
         assert_eq!(

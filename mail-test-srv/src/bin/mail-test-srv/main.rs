@@ -29,12 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            eprintln!(
-                "mail-test-srv: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
+            eprintln!("mail-test-srv: {}", usage_error_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -154,5 +149,22 @@ impl Signals {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
         }
+    }
+}
+
+/// clap's usage error as one line: its first line, with its suggestion when it has one
+/// (`-closefirst` → "a similar flag exists: '--closeFirst'").
+fn usage_error_line(text: &str) -> String {
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
+    let tip = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tip: a similar argument exists: "));
+    match tip {
+        Some(similar) => format!("{first} (a similar flag exists: {similar}; see --help)"),
+        None => format!("{first} (see --help)"),
     }
 }
