@@ -90,9 +90,8 @@ fn send(addr: SocketAddr, n: usize) -> Vec<Duration> {
     (0..n)
         .map(|i| {
             let start = Instant::now();
-            let message =
-                format!("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
-            writer.write_all(message.as_bytes()).unwrap();
+            let envelope = b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n";
+            writer.write_all(envelope).unwrap();
             for _ in 0..3 {
                 reply(&mut reader);
             }
