@@ -66,7 +66,7 @@ pub struct Plan {
     pub tls: Listen,
     pub seed: u64,
     pub close_chance: u8,
-    /// Extra `--fault` rules for both servers (`serve --fault`).
+    /// Extra `--fault` rules for both servers (`serve --fault`; a run's lost replies).
     pub faults: Vec<String>,
     /// Where the TLS server writes `ca.pem`, `cert.pem` and `key.pem`.
     pub cert_dir: PathBuf,
