@@ -9,8 +9,9 @@
 //! paths, bare-LF rejection, the seed), byte 1 the chunk size (0 = everything at once), the rest is what the client sends.
 //!
 //! Checked: no panic, no endless loop (libFuzzer's timeout), every byte the server would
-//! write is a well-formed reply line, and every stored envelope address is free of the
-//! bytes that would corrupt the text records of `/mail/N`.
+//! write is a well-formed reply line, every stored envelope address is free of the bytes
+//! that would corrupt the text records of `/mail/N`, and the session's transcript stays
+//! within its bounds.
 
 #![no_main]
 
@@ -106,7 +107,11 @@ async fn drive(selector: u8, chunk: usize, mut input: &[u8]) {
     let config = config(selector);
     let settings = Arc::new(Settings::new(&config, None));
     let state = State::new(config, 0);
-    let mut session = Session::new(settings, state.clone(), 1, false, CancellationToken::new());
+    let recorder = state
+        .sessions()
+        .open(1, "127.0.0.1:25".parse().expect("an address"));
+    let mut session = Session::new(settings, state.clone(), 1, false, CancellationToken::new())
+        .with_recorder(recorder);
     let mut buf = BytesMut::new();
     let mut output = Vec::new();
     let mut flow = session.greet().await;
@@ -138,6 +143,10 @@ async fn drive(selector: u8, chunk: usize, mut input: &[u8]) {
         "malformed server output: {:?}",
         String::from_utf8_lossy(&output)
     );
+    drop(session);
+    let record = state.sessions().get(1).expect("the transcript is kept");
+    assert!(record.lines().count() <= 601, "transcript past its bounds");
+    assert!(record.outcome.is_some(), "a closed session has an outcome");
     for message in state.store().messages(&Filter::default(), 0, usize::MAX) {
         assert!(clean(&message.from), "stored sender {:?}", message.from);
         for to in &message.recipients {

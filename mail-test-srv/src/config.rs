@@ -85,6 +85,11 @@ pub struct Limits {
     /// Refused commands per session (5xx replies: syntax, sequence, failed AUTH); one more
     /// and the session gets 421 4.7.0 and is closed, as Postfix's `smtpd_hard_error_limit`.
     pub max_errors: usize,
+    /// Closed sessions whose transcripts are kept; past it the oldest are dropped.
+    pub max_sessions: usize,
+    /// Bytes of transcripts kept over open and closed sessions; past it the oldest closed
+    /// sessions are dropped.
+    pub max_transcript_bytes: usize,
 }
 
 impl Default for Limits {
@@ -100,6 +105,8 @@ impl Default for Limits {
             max_inflight_bytes: 256 * 1024 * 1024,
             max_session_time: Duration::from_secs(600),
             max_errors: 20,
+            max_sessions: 10_000,
+            max_transcript_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -154,6 +161,8 @@ pub struct Config {
     pub strict: bool,
     /// What a bare LF gets (`--bare-lf`).
     pub bare_lf: BareLf,
+    /// Record a transcript of every session (`--transcripts on|off`).
+    pub transcripts: bool,
     pub limits: Limits,
     /// The HTTP API's connection limits and request checks.
     pub http: HttpConfig,
@@ -177,6 +186,7 @@ impl Default for Config {
             require_tls: false,
             strict: false,
             bare_lf: BareLf::Keep,
+            transcripts: true,
             limits: Limits::default(),
             http: HttpConfig::default(),
             max_event_bytes: crate::fault::EventLog::DEFAULT_MAX_BYTES,

@@ -9,6 +9,7 @@
 //! - [`store`]: the indexed, bounded mailbox.
 //! - [`stats`]: atomic counters.
 //! - [`http`]: the original text routes, the JSON API under `/api/v1`, `/metrics`, `/healthz`.
+//! - [`transcript`]: every session's lines, summary and outcome, bounded.
 //! - `server`: [`State`] (the per-instance handle), [`run`] and [`start`] / [`ServerHandle`].
 //!
 //! Nothing here is global: two servers in one process share nothing.
@@ -21,6 +22,7 @@ pub mod smtp;
 pub mod stats;
 pub mod store;
 pub mod tls;
+pub mod transcript;
 
 pub use config::{AuthMode, BareLf, CertSource, Config, HttpConfig, Limits, TlsMode};
 pub use server::{ServerHandle, State, run, start};

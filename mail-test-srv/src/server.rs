@@ -23,6 +23,7 @@ use crate::smtp::inflight::InflightBudget;
 use crate::smtp::{Settings, connection};
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::transcript::Sessions;
 
 /// How long `run` waits for open sessions and HTTP requests (long polls) after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -44,6 +45,8 @@ struct Shared {
     strict: AtomicBool,
     /// Message bytes being received over all sessions (`max_inflight_bytes`).
     inflight: InflightBudget,
+    /// Session transcripts, open and kept.
+    sessions: Sessions,
     /// Built once by [`start`]; `run` builds it from `config` when absent.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -67,6 +70,11 @@ impl State {
                 stats: Stats::default(),
                 strict: AtomicBool::new(config.strict),
                 inflight: InflightBudget::new(config.limits.max_inflight_bytes),
+                sessions: Sessions::new(
+                    config.transcripts,
+                    config.limits.max_sessions,
+                    config.limits.max_transcript_bytes,
+                ),
                 tls,
                 config,
             }),
@@ -83,6 +91,10 @@ impl State {
     }
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+    /// The sessions' transcripts.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
     /// The budget of message bytes being received now, over all sessions.
     pub fn inflight(&self) -> &InflightBudget {
@@ -178,8 +190,8 @@ pub async fn run(
             _ = &mut shutdown => break,
             accepted = smtp.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _peer)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -202,7 +214,7 @@ pub async fn run(
         let guard = OpenConnection::new(state.clone());
         let (state, settings, stop) = (state.clone(), settings.clone(), stop.clone());
         tracker.spawn(async move {
-            connection::serve(tcp, next_id, state, settings, stop).await;
+            connection::serve(tcp, peer, next_id, state, settings, stop).await;
             drop(guard);
         });
     }

@@ -49,6 +49,8 @@ pub struct FaultContext<'a> {
 pub struct Decision {
     pub rule_index: usize,
     pub action: Action,
+    /// The rule as text, for the session's transcript.
+    pub rule: Arc<RuleText>,
     /// Sequence number of the event recorded for it.
     pub event_seq: u64,
 }
@@ -259,6 +261,7 @@ impl FaultEngine {
                 stored: rule.action == Action::AcceptClose,
             });
             return Some(Decision {
+                rule: Arc::clone(&plan.texts[i]),
                 rule_index: i,
                 action: rule.action.clone(),
                 event_seq,

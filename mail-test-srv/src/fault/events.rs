@@ -23,6 +23,8 @@ pub struct FaultEvent {
     /// RFC 3339 time the fault fired.
     pub time: String,
     pub connection: u64,
+    /// The session it happened in (`/api/v1/sessions/{id}`): the same number as `connection`.
+    pub session: u64,
     pub stage: String,
     /// Index of the rule in the plan, and the rule as text (`mail:close:35%`).
     pub rule_index: usize,
@@ -32,7 +34,7 @@ pub struct FaultEvent {
 }
 
 /// A rule as events show it, rendered once when the plan is made and shared by its events.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct RuleText {
     /// The rule in `--fault` syntax.
     pub rule: String,
@@ -329,6 +331,7 @@ impl RawPage {
             )
             .to_string(),
             connection: e.connection,
+            session: e.connection,
             stage: e.stage,
             rule_index: e.rule_index as usize,
             rule: &text.rule,
@@ -345,6 +348,7 @@ struct EventView<'a> {
     seq: u64,
     time: String,
     connection: u64,
+    session: u64,
     #[serde(serialize_with = "display")]
     stage: Stage,
     rule_index: usize,
@@ -363,6 +367,7 @@ impl EventView<'_> {
             seq: self.seq,
             time: self.time.clone(),
             connection: self.connection,
+            session: self.session,
             stage: self.stage.to_string(),
             rule_index: self.rule_index,
             rule: self.rule.to_owned(),

@@ -21,6 +21,6 @@ mod trigger;
 
 pub use action::{Action, MAX_DELAY};
 pub use engine::{ConnectionFaults, Decision, FaultContext, FaultEngine, PlanSnapshot};
-pub use events::{EventLog, EventPage, FaultEvent, RawPage};
+pub use events::{EventLog, EventPage, FaultEvent, RawPage, RuleText};
 pub use rule::{FaultRule, RuleParseError, Stage};
 pub use trigger::Trigger;

@@ -75,5 +75,6 @@ pub(super) async fn events(
 pub(super) async fn reset(AxumState(state): AxumState<State>) -> Json<serde_json::Value> {
     state.store().clear();
     state.faults().reset();
+    state.sessions().clear();
     Json(serde_json::json!({ "reset": true }))
 }

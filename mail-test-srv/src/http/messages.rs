@@ -38,6 +38,8 @@ pub(super) struct Summary {
     tls: bool,
     auth_user: Option<String>,
     connection: u64,
+    /// The session it arrived in (`/api/v1/sessions/{id}`): the same number as `connection`.
+    session: u64,
     /// MAIL / RCPT lines as received when only the lenient path syntax accepted them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     lenient_lines: Vec<String>,
@@ -60,6 +62,7 @@ impl From<&StoredMessage> for Summary {
             tls: m.tls,
             auth_user: m.auth_user.clone(),
             connection: m.connection,
+            session: m.connection,
             lenient_lines: m.lenient_lines.clone(),
         }
     }

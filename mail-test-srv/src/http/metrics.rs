@@ -31,6 +31,24 @@ struct Stored {
 }
 
 #[derive(Debug, Serialize)]
+struct Sessions {
+    open: usize,
+    /// Closed sessions whose transcripts are kept.
+    kept: usize,
+    evicted: u64,
+    transcript_bytes: usize,
+}
+
+/// Sessions ended or transfers refused by a limit.
+#[derive(Debug, Serialize)]
+struct Limited {
+    error_limit: u64,
+    session_time: u64,
+    inflight_refusals: u64,
+    inflight_bytes: usize,
+}
+
+#[derive(Debug, Serialize)]
 struct Faults {
     total: u64,
     by_stage: BTreeMap<&'static str, u64>,
@@ -50,6 +68,8 @@ struct Report {
     stored: Stored,
     evictions: u64,
     idle_timeouts: u64,
+    limits: Limited,
+    sessions: Sessions,
     faults: Faults,
     seed: u64,
     /// Non-zero (stage, action kind) pairs, for the labelled metric.
@@ -93,6 +113,18 @@ impl Report {
             },
             evictions: store.evictions(),
             idle_timeouts: Stats::get(&s.idle_timeouts),
+            limits: Limited {
+                error_limit: Stats::get(&s.error_limit_closes),
+                session_time: Stats::get(&s.session_time_limits),
+                inflight_refusals: Stats::get(&s.inflight_refusals),
+                inflight_bytes: state.inflight().in_use(),
+            },
+            sessions: Sessions {
+                open: state.sessions().open_count(),
+                kept: state.sessions().kept_count(),
+                evicted: state.sessions().evicted(),
+                transcript_bytes: state.sessions().bytes(),
+            },
             faults: Faults {
                 total: by_stage.values().sum(),
                 by_stage,
@@ -179,6 +211,56 @@ impl Report {
             "counter",
             "Sessions closed for idling.",
             self.idle_timeouts,
+        );
+        let l = &self.limits;
+        metric(
+            "error_limit_closes_total",
+            "counter",
+            "Sessions closed with 421 for too many refused commands.",
+            l.error_limit,
+        );
+        metric(
+            "session_time_limits_total",
+            "counter",
+            "Sessions closed with 421 at the session time limit.",
+            l.session_time,
+        );
+        metric(
+            "inflight_refusals_total",
+            "counter",
+            "DATA transfers refused because too many bytes were being received.",
+            l.inflight_refusals,
+        );
+        metric(
+            "inflight_bytes",
+            "gauge",
+            "Message bytes being received now.",
+            l.inflight_bytes as u64,
+        );
+        let t = &self.sessions;
+        metric(
+            "sessions_open",
+            "gauge",
+            "Sessions open now (with a transcript).",
+            t.open as u64,
+        );
+        metric(
+            "sessions_kept",
+            "gauge",
+            "Closed sessions whose transcripts are kept.",
+            t.kept as u64,
+        );
+        metric(
+            "sessions_evicted_total",
+            "counter",
+            "Closed sessions dropped to stay within --max-sessions / --max-transcript-bytes.",
+            t.evicted,
+        );
+        metric(
+            "transcript_bytes",
+            "gauge",
+            "Bytes held by session transcripts.",
+            t.transcript_bytes as u64,
         );
         metric(
             "fault_events_dropped_total",

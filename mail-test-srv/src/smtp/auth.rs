@@ -95,7 +95,9 @@ impl Session {
             } => user == want_user.as_bytes() && password == want_password.as_bytes(),
         };
         if accepted {
-            self.auth_user = Some(String::from_utf8_lossy(user).into_owned());
+            let user = String::from_utf8_lossy(user).into_owned();
+            self.record_auth_user(&user);
+            self.auth_user = Some(user);
             push_static(&mut self.out, b"235 2.7.0 authentication successful\r\n");
         } else {
             self.error(535, "5.7.8", "authentication credentials invalid");

@@ -9,6 +9,7 @@
 //! (421 4.4.2), a step that takes long (a `delay` fault) ends as soon as the client closes,
 //! and a `hang` ends when the client closes or stays silent for the idle timeout.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +27,7 @@ use super::stream::Stream;
 use crate::State;
 use crate::config::TlsMode;
 use crate::stats::Stats;
+use crate::transcript::{Dir, Outcome, TlsInfo};
 
 /// How long a closing connection waits for the client's FIN before dropping the socket.
 /// Reading to EOF first keeps unread client bytes from turning our FIN into an RST.
@@ -44,6 +46,7 @@ const EARLY_INPUT_MAX: usize = 64 * 1024;
 /// Serves one accepted connection until it ends. Never panics on input; I/O errors end it.
 pub async fn serve(
     tcp: TcpStream,
+    peer: SocketAddr,
     connection: u64,
     state: State,
     settings: Arc<Settings>,
@@ -51,17 +54,25 @@ pub async fn serve(
 ) {
     let _ = tcp.set_nodelay(true);
     let idle = settings.limits.idle_timeout;
+    let recorder = state.sessions().open(connection, peer);
     let mut stream = if settings.tls_mode == TlsMode::Implicit {
         let Some(acceptor) = settings.acceptor.clone() else {
             return;
         };
         match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-            Ok(Err(e)) => {
-                tracing::debug!(connection, error = %e, "TLS handshake failed");
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::debug!(connection, error = %why, "TLS handshake failed");
+                if let Some(recorder) = &recorder {
+                    recorder.line(Dir::Note, format!("TLS handshake failed: {why}").as_bytes());
+                    recorder.outcome(Outcome::TlsFailed);
+                }
                 return;
             }
-            Err(_) => return,
         }
     } else {
         Stream::Plain(tcp)
@@ -72,7 +83,11 @@ pub async fn serve(
         connection,
         stream.is_tls(),
         shutdown.clone(),
-    );
+    )
+    .with_recorder(recorder);
+    if let Some(info) = tls_info(&stream) {
+        session.record_tls(info);
+    }
     let mut buf = BytesMut::with_capacity(16 * 1024);
     // One timer and one cancellation future for the whole session: re-arming a timer on
     // every read would cost more than the rest of a NOOP. The timer is pushed back lazily.
@@ -126,9 +141,15 @@ pub async fn serve(
                 };
                 stream = match tokio::time::timeout(idle, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-                    _ => return,
+                    _ => {
+                        session.tls_failed();
+                        return;
+                    }
                 };
                 session.tls_started();
+                if let Some(info) = tls_info(&stream) {
+                    session.record_tls(info);
+                }
                 progressed = true;
             }
         }
@@ -184,6 +205,27 @@ pub async fn serve(
             }
         };
     }
+}
+
+/// The TLS parameters of `stream`, when it is under TLS.
+fn tls_info(stream: &Stream) -> Option<TlsInfo> {
+    let Stream::Tls(tls) = stream else {
+        return None;
+    };
+    let conn = tls.get_ref().1;
+    Some(TlsInfo {
+        version: conn
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_owned(),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .and_then(|c| c.suite().as_str())
+            .unwrap_or("unknown")
+            .to_owned(),
+        sni: conn.server_name().map(str::to_owned),
+    })
 }
 
 /// How a step watched by [`watch_peer`] ended.

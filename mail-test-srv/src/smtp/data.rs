@@ -118,6 +118,11 @@ impl DataReceiver {
         }
     }
 
+    /// Bytes of the message received so far (kept or not), unstuffed.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// A LF without a CR before it was part of the message.
     pub fn saw_bare_lf(&self) -> bool {
         self.bare_lf

@@ -17,6 +17,7 @@ pub mod data;
 pub mod inflight;
 pub mod parse;
 mod path;
+mod recording;
 pub mod reply;
 pub mod session;
 pub mod settings;

@@ -18,9 +18,10 @@ use super::reply;
 use super::settings::Settings;
 use crate::State;
 use crate::config::BareLf;
-use crate::fault::{Action, ConnectionFaults, FaultContext, Stage};
+use crate::fault::{Action, ConnectionFaults, Decision, FaultContext, Stage};
 use crate::stats::Stats;
 use crate::store::NewMessage;
+use crate::transcript::{Outcome, Recorder};
 
 /// What the connection loop does after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,10 @@ pub struct Session {
     errors: usize,
     /// What the DATA transfer in progress holds of the server's in-flight budget.
     pub(super) inflight: Option<Held>,
+    /// This session's transcript (none when transcripts are off).
+    pub(super) recorder: Option<Recorder>,
+    /// The message the last end of DATA stored, if it stored one.
+    last_stored: Option<u64>,
     /// Replies not yet written to the socket.
     pub out: Vec<u8>,
 }
@@ -113,18 +118,27 @@ impl Session {
             no_service: false,
             errors: 0,
             inflight: None,
+            recorder: None,
+            last_stored: None,
             out: Vec::with_capacity(1024),
         }
     }
 
     /// The `connect` stage: a fault may replace or delay the greeting.
     pub async fn greet(&mut self) -> Flow {
-        if let Some(flow) = self.fault(Stage::Connect, FaultContext::default()).await {
-            self.no_service = flow == Flow::Continue;
-            return flow;
-        }
-        self.out.extend_from_slice(&self.settings.greeting);
-        Flow::Continue
+        let before = self.out.len();
+        let flow = match self.fault(Stage::Connect, FaultContext::default()).await {
+            Some(flow) => {
+                self.no_service = flow == Flow::Continue;
+                flow
+            }
+            None => {
+                self.out.extend_from_slice(&self.settings.greeting);
+                Flow::Continue
+            }
+        };
+        self.record_replies_since(before);
+        flow
     }
 
     /// After a TLS handshake that followed STARTTLS: forget everything (RFC 3207 4.2).
@@ -137,29 +151,51 @@ impl Session {
         self.skipping_long_line = false;
     }
 
+    /// The TLS handshake after STARTTLS failed; the session ends.
+    pub fn tls_failed(&mut self) {
+        self.record_note(|| "TLS handshake after STARTTLS failed".to_owned());
+        self.record_outcome(Outcome::TlsFailed);
+    }
+
     /// Appends a shutdown notice (the server is stopping).
     pub fn shutting_down(&mut self) {
-        reply::push_static(&mut self.out, b"421 4.3.0 shutting down\r\n");
+        self.notice(Outcome::Shutdown, b"421 4.3.0 shutting down\r\n");
     }
 
     /// Appends the idle-timeout notice.
     pub fn idle_timeout(&mut self) {
-        reply::push_static(
-            &mut self.out,
+        self.notice(
+            Outcome::IdleTimeout,
             b"421 4.4.2 idle timeout, closing connection\r\n",
         );
     }
 
+    /// A reply the server sends on its own before closing, and why the session ends.
+    fn notice(&mut self, outcome: Outcome, reply: &'static [u8]) {
+        let before = self.out.len();
+        reply::push_static(&mut self.out, reply);
+        self.record_replies_since(before);
+        self.record_outcome(outcome);
+    }
+
     /// Appends the notice that the session reached `max_session_time`.
     pub fn session_time_up(&mut self) {
-        reply::push_static(
-            &mut self.out,
+        self.notice(
+            Outcome::Limit("session time".into()),
             b"421 4.4.2 session time limit reached, closing connection\r\n",
         );
     }
 
-    /// Handles the next complete unit in `buf`; `None` when more input is needed.
+    /// Handles the next complete unit in `buf`; `None` when more input is needed. What the
+    /// unit was and what it got go to the transcript.
     pub async fn step(&mut self, buf: &mut BytesMut) -> Option<Flow> {
+        let before = self.out.len();
+        let flow = self.step_unit(buf).await;
+        self.record_replies_since(before);
+        flow
+    }
+
+    async fn step_unit(&mut self, buf: &mut BytesMut) -> Option<Flow> {
         if let Phase::Data(receiver) = &mut self.phase {
             if buf.is_empty() {
                 return None;
@@ -173,6 +209,8 @@ impl Session {
                 self.inflight = None;
             }
             if receiver.saw_bare_lf() && self.settings.bare_lf == BareLf::Reject {
+                let size = receiver.size();
+                self.record_data(size, None);
                 self.tx = None;
                 return Some(self.refuse_bare_lf());
             }
@@ -195,6 +233,7 @@ impl Session {
         };
         let line: Bytes = buf.split_to(newline + 1).freeze();
         if self.skipping_long_line || line.len() > max_line {
+            self.record_note(|| format!("a command line over {max_line} bytes, discarded"));
             self.skipping_long_line = false;
             Stats::bump(&self.state.stats().commands);
             // RFC 5321 4.5.3.1.4: a line past the limit is a 500; 5.5.2 (syntax error) as Postfix sends.
@@ -205,10 +244,23 @@ impl Session {
         let mut text = &line[..newline];
         match text {
             [rest @ .., b'\r'] => text = rest,
-            _ if self.settings.bare_lf == BareLf::Reject => return Some(self.refuse_bare_lf()),
+            _ if self.settings.bare_lf == BareLf::Reject => {
+                self.record_client(text);
+                return Some(self.refuse_bare_lf());
+            }
             _ => {}
         }
+        self.record_client(text);
+        let before = self.out.len();
+        let stage = match self.phase {
+            Phase::Command => super::recording::refusable_stage(text),
+            _ => None,
+        };
         let flow = self.handle_line(text).await;
+        if let Some(stage) = stage {
+            let ended = flow != Flow::Continue && flow != Flow::StartTls;
+            self.record_refusal_if_any(stage, text, &self.out[before..], ended);
+        }
         Some(self.within_error_limit(flow))
     }
 
@@ -262,6 +314,7 @@ impl Session {
 
     /// `--bare-lf reject`: the reply Postfix's `smtpd_forbid_bare_newline` gives, then close.
     fn refuse_bare_lf(&mut self) -> Flow {
+        self.record_outcome(Outcome::Limit("bare LF".into()));
         self.error(
             521,
             "5.5.2",
@@ -285,6 +338,7 @@ impl Session {
             return flow;
         }
         Stats::bump(&self.state.stats().error_limit_closes);
+        self.record_outcome(Outcome::Limit("errors".into()));
         reply::push_static(
             &mut self.out,
             b"421 4.7.0 too many errors, closing connection\r\n",
@@ -296,16 +350,21 @@ impl Session {
     /// `None` means "carry on normally" (no fault, or a delay that has passed);
     /// `Some(flow)` means the command is not executed and the flow says what comes next.
     pub(super) async fn fault(&mut self, stage: Stage, ctx: FaultContext<'_>) -> Option<Flow> {
-        let action = self
-            .state
-            .faults()
-            .decide(&mut self.faults, stage, &ctx)?
-            .action;
-        self.apply(action).await
+        let decision = self.state.faults().decide(&mut self.faults, stage, &ctx)?;
+        self.apply(decision).await
     }
 
-    pub(super) async fn apply(&mut self, action: Action) -> Option<Flow> {
+    /// Carries out a fault that fired (see [`Session::fault`]) and notes it in the transcript.
+    pub(super) async fn apply(&mut self, decision: Decision) -> Option<Flow> {
+        let action = decision.action.clone();
         tracing::debug!(connection = self.connection, ?action, "fault");
+        self.record_fault(&decision);
+        if matches!(
+            action,
+            Action::Close | Action::AcceptClose | Action::Reset | Action::Reply421 | Action::Hang
+        ) {
+            self.record_outcome(Outcome::ServerFault(decision.rule.action.clone()));
+        }
         match action {
             Action::Close | Action::AcceptClose => Some(Flow::Close),
             Action::Reset => Some(Flow::Reset),
@@ -334,6 +393,22 @@ impl Session {
     /// The final dot was seen: refuse an oversized message, else ask the `data-end` stage,
     /// then store and answer 250 (or carry out the fault).
     async fn finish_data(&mut self, receiver: DataReceiver) -> Flow {
+        let before = self.out.len();
+        let size = receiver.size();
+        let (from, recipients) = match &self.tx {
+            Some(tx) if self.recorder.is_some() => (tx.from.clone(), tx.recipients.clone()),
+            _ => Default::default(),
+        };
+        let flow = self.finish_data_unrecorded(receiver).await;
+        let stored = self.last_stored.take().is_some();
+        if !stored {
+            self.record_data(size, None);
+            self.record_data_refusal(&from, &recipients, size, &self.out[before..]);
+        }
+        flow
+    }
+
+    async fn finish_data_unrecorded(&mut self, receiver: DataReceiver) -> Flow {
         // The bytes are copied to the store below or dropped: either way no longer in flight.
         self.inflight = None;
         let Some(tx) = self.tx.take() else {
@@ -356,12 +431,14 @@ impl Session {
             return Flow::Continue;
         }
         let decision = decide_for(&self.state, &mut self.faults, Stage::DataEnd, &tx);
-        match decision.map(|d| d.action) {
-            Some(Action::AcceptClose) => {
+        match decision {
+            Some(decision) if decision.action == Action::AcceptClose => {
+                self.record_fault(&decision);
+                self.record_outcome(Outcome::ServerFault(decision.rule.action.clone()));
                 self.store(tx, receiver);
                 Flow::Close
             }
-            Some(action) => match self.apply(action).await {
+            Some(decision) => match self.apply(decision).await {
                 Some(flow) => flow,
                 None => {
                     let id = self.store(tx, receiver);
@@ -384,7 +461,8 @@ impl Session {
         stats
             .bytes
             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        self.state.store().insert(NewMessage {
+        let size = data.len();
+        let id = self.state.store().insert(NewMessage {
             from: tx.from,
             recipients: tx.recipients,
             data,
@@ -393,7 +471,18 @@ impl Session {
             auth_user: self.auth_user.clone(),
             connection: self.connection,
             lenient_lines: tx.lenient_lines,
-        })
+        });
+        self.last_stored = Some(id);
+        if self.recorder.is_some() {
+            let message_id = self
+                .state
+                .store()
+                .get(id)
+                .and_then(|m| m.message_id.clone());
+            self.record_data(size, message_id.as_deref());
+            self.record_stored(id);
+        }
+        id
     }
 }
 

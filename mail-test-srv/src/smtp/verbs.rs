@@ -11,14 +11,15 @@ use super::session::{Flow, Phase, Session, Transaction, decide_for};
 use crate::config::{AuthMode, TlsMode};
 use crate::fault::{FaultContext, Stage};
 use crate::stats::Stats;
+use crate::transcript::Outcome;
 
 impl Session {
     /// Runs `command`; `line` is the line it was parsed from, kept when a path was read
     /// leniently.
     pub(super) async fn dispatch(&mut self, command: Command<'_>, line: &[u8]) -> Flow {
         match command {
-            Command::Ehlo(_) => self.handle_ehlo(true).await,
-            Command::Helo(_) => self.handle_ehlo(false).await,
+            Command::Ehlo(name) => self.handle_ehlo(name, true).await,
+            Command::Helo(name) => self.handle_ehlo(name, false).await,
             Command::Mail {
                 from,
                 params,
@@ -59,13 +60,14 @@ impl Session {
         }
     }
 
-    async fn handle_ehlo(&mut self, extended: bool) -> Flow {
+    async fn handle_ehlo(&mut self, name: &str, extended: bool) -> Flow {
         if let Some(flow) = self.fault(Stage::Ehlo, FaultContext::default()).await {
             return flow;
         }
         // RFC 5321 4.1.4: EHLO/HELO in a session resets any transaction.
         self.tx = None;
         self.greeted = true;
+        self.record_helo(name);
         if extended {
             let lines = if self.tls {
                 &self.settings.ehlo_tls
@@ -168,7 +170,7 @@ impl Session {
                 .decide(&mut self.faults, Stage::Rcpt, &ctx)
         };
         if let Some(decision) = decision
-            && let Some(flow) = self.apply(decision.action).await
+            && let Some(flow) = self.apply(decision).await
         {
             return flow;
         }
@@ -193,7 +195,7 @@ impl Session {
         let expected = tx.size;
         let decision = decide_for(&self.state, &mut self.faults, Stage::Data, tx);
         if let Some(decision) = decision
-            && let Some(flow) = self.apply(decision.action).await
+            && let Some(flow) = self.apply(decision).await
         {
             return flow;
         }
@@ -224,11 +226,12 @@ impl Session {
                 .decide(&mut self.faults, Stage::Quit, &ctx)
         };
         if let Some(decision) = decision
-            && let Some(flow) = self.apply(decision.action).await
+            && let Some(flow) = self.apply(decision).await
         {
             return flow;
         }
         push_static(&mut self.out, b"221 2.0.0 Bye\r\n");
+        self.record_outcome(Outcome::ClientQuit);
         Flow::Close
     }
 

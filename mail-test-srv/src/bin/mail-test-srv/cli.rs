@@ -104,6 +104,15 @@ pub struct Cli {
     /// which ends AUTH guessing and garbage floods (Postfix's smtpd_hard_error_limit).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_errors)]
     max_errors: usize,
+    /// Record a transcript of every session (`GET /api/v1/sessions`); `off` records nothing.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = Switch::On)]
+    transcripts: Switch,
+    /// Closed sessions whose transcripts are kept; past it the oldest are dropped.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_sessions)]
+    max_sessions: usize,
+    /// Bytes of transcripts kept; past it the oldest closed sessions are dropped.
+    #[arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = parse_size)]
+    max_transcript_bytes: usize,
     /// Bytes the fault event log keeps; past it the oldest events are dropped (counted).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     max_event_bytes: usize,
@@ -142,6 +151,12 @@ pub struct Cli {
     /// Seed of every random fault decision; random when absent (always printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -328,6 +343,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
         auth: cli.auth,
         require_tls: cli.require_tls,
         strict: cli.strict,
+        transcripts: cli.transcripts == Switch::On,
         bare_lf: match cli.bare_lf {
             BareLfArg::Keep => BareLf::Keep,
             BareLfArg::Reject => BareLf::Reject,
@@ -343,6 +359,8 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
             max_inflight_bytes: cli.max_inflight_bytes,
             max_session_time: cli.max_session_time,
             max_errors: cli.max_errors,
+            max_sessions: cli.max_sessions,
+            max_transcript_bytes: cli.max_transcript_bytes,
         },
         http: HttpConfig {
             max_connections: cli.http_max_connections,
