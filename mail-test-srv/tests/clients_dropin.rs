@@ -226,6 +226,83 @@ async fn go_net_smtp_needs_no_server_setup() {
     assert_one_each_from_go(&server, &recipients);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_net_smtp_transcripts_show_the_fault_close_and_the_resend() {
+    let Some(binary) = go_netsmtp() else {
+        return;
+    };
+    let server = start(Config {
+        faults: vec!["mail:close:first-conns=1".parse().unwrap()],
+        ..Config::ephemeral()
+    })
+    .await;
+    let summary = go_send(&binary, &server, &["t@example.com".to_owned()]).await;
+    assert_eq!(summary["reconnects"], 1, "{summary:?}");
+    let first = common::ended_session(&server, 1).await;
+    common::assert_lines_in_order(
+        &first.text(),
+        &[
+            "C: EHLO localhost",
+            "C: AUTH PLAIN ",
+            "S: 235 2.7.0 authentication successful",
+            &format!("C: {GO_MAIL_LINE}"),
+            "*: fault mail:close:first-conns=1 (close)",
+        ],
+    );
+    assert_eq!(first.refusals[0].stage, "mail");
+    let second = common::ended_session(&server, 2).await;
+    common::assert_lines_in_order(
+        &second.text(),
+        &[
+            &format!("C: {GO_MAIL_LINE}"),
+            "S: 250 2.1.0 Ok",
+            "C: RCPT TO:<t@example.com>",
+            "S: 250 2.1.5 Ok",
+            "C: DATA",
+            "C: <",
+            "S: 250 2.0.0 Ok: queued as 1",
+            "C: QUIT",
+        ],
+    );
+    assert_eq!(second.auth_user.as_deref(), Some("expiry"));
+    assert_eq!(second.helo.as_deref(), Some("localhost"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_net_smtp_under_strict_is_refused_and_the_transcript_says_why() {
+    let Some(binary) = go_netsmtp() else {
+        return;
+    };
+    let server = start(Config {
+        strict: true,
+        ..Config::ephemeral()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("recipients.txt");
+    std::fs::write(&list, "s@example.com\n").unwrap();
+    let out = output(
+        Command::new(&binary)
+            .arg("-addr")
+            .arg(server.smtp_addr().to_string())
+            .args(["-from", "Expiry bot <test@example.com>"])
+            .args(["-user", "expiry", "-password", "secret"])
+            .arg("-recipients")
+            .arg(&list),
+    )
+    .await;
+    assert!(!out.status.success(), "a 501 fails the Go client");
+    assert!(stored(&server).is_empty());
+    let session = common::ended_session(&server, 1).await;
+    common::assert_lines_in_order(
+        &session.text(),
+        &[&format!("C: {GO_MAIL_LINE}"), "S: 501 5.1.7 "],
+    );
+    assert_eq!(session.refusals.len(), 1, "{:?}", session.refusals);
+    assert_eq!(session.refusals[0].stage, "mail");
+    assert!(session.refusals[0].reason.starts_with("501 5.1.7"));
+}
+
 /// Sends `message.eml` (From: "Curl Bot" <curl@example.com>) with curl, `--mail-from` as given.
 async fn curl_send(curl: &str, server: &ServerHandle, mail_from: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -323,6 +400,30 @@ async fn python_smtplib_with_a_display_name_sender() {
     assert_eq!(mail[1].subject.as_deref(), Some("py send_message"));
     // smtplib reduces the sender to its address itself: mail FROM:<py@example.com> size=N.
     assert!(mail.iter().all(|m| m.lenient_lines.is_empty()), "{mail:?}");
+    // The transcript shows the delivery as smtplib wrote it, lower-case verbs and all.
+    let session = common::ended_session(&server, mail[0].connection).await;
+    common::assert_lines_in_order(
+        &session.text(),
+        &[
+            "S: 220 localhost ESMTP mail-test-srv",
+            "C: ehlo ",
+            "S: 250 AUTH PLAIN LOGIN",
+            "C: mail FROM:<py@example.com> size=",
+            "S: 250 2.1.0 Ok",
+            "C: rcpt TO:<py-a@example.com>",
+            "S: 250 2.1.5 Ok",
+            "C: data",
+            "S: 354 End data with <CR><LF>.<CR><LF>",
+            "C: <",
+            "S: 250 2.0.0 Ok: queued as 1",
+            "C: mail FROM:<py@example.com> size=",
+            "C: rcpt TO:<py-b@example.com>",
+            "S: 250 2.0.0 Ok: queued as 2",
+            "C: QUIT",
+            "S: 221 2.0.0 Bye",
+        ],
+    );
+    assert_eq!(session.messages, [1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,6 +77,41 @@ async fn lettre_starttls_with_required_auth_and_require_tls() {
     let mail = stored(&server);
     assert!(mail[0].tls);
     assert_eq!(mail[0].auth_user.as_deref(), Some("u"));
+    // The transcript shows the STARTTLS session line by line, and what was negotiated.
+    let session = common::ended_session(&server, mail[0].connection).await;
+    common::assert_lines_in_order(
+        &session.text(),
+        &[
+            "S: 220 localhost ESMTP",
+            "C: EHLO ",
+            "S: 250 STARTTLS",
+            "C: STARTTLS",
+            "S: 220 2.0.0 Ready to start TLS",
+            "*: TLS TLSv1_3 TLS13_",
+            "C: EHLO ",
+            "S: 250 AUTH PLAIN LOGIN",
+            "C: AUTH PLAIN ",
+            "S: 235 2.7.0 authentication successful",
+            "C: MAIL FROM:<a@b.example>",
+            "S: 250 2.1.0 Ok",
+            "C: RCPT TO:<x@y.example>",
+            "S: 250 2.1.5 Ok",
+            "C: DATA",
+            "S: 354 ",
+            "C: <",
+            "S: 250 2.0.0 Ok: queued as 1",
+            "C: QUIT",
+            "S: 221 2.0.0 Bye",
+        ],
+    );
+    let tls = session.tls.as_ref().expect("TLS recorded");
+    assert_eq!(tls.version, "TLSv1_3");
+    assert_eq!(tls.sni.as_deref(), Some("localhost"));
+    assert_eq!(session.auth_user.as_deref(), Some("u"));
+    assert_eq!(
+        session.outcome,
+        Some(mail_test_srv::transcript::Outcome::ClientQuit)
+    );
 
     let wrong = transport(&server, Tls::Required(lettre_tls(dir.path())))
         .credentials(Credentials::new("u".to_owned(), "bad".to_owned()))

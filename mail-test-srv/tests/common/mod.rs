@@ -257,3 +257,32 @@ pub fn trusting(ca_pem: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
     .with_no_client_auth();
     std::sync::Arc::new(config)
 }
+
+/// Session `id`'s transcript record once the session has ended (waits up to 5 s).
+pub async fn ended_session(handle: &ServerHandle, id: u64) -> mail_test_srv::transcript::Record {
+    for _ in 0..500 {
+        if let Some(record) = handle.state().sessions().get(id)
+            && record.ended.is_some()
+        {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session {id} has not ended");
+}
+
+/// Asserts that the text transcript holds lines starting with each of `want`, in this order
+/// (other lines may come between). The time prefix (`+0.012s `) is ignored.
+pub fn assert_lines_in_order(transcript: &str, want: &[&str]) {
+    let lines: Vec<&str> = transcript
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest))
+        .collect();
+    let mut at = 0;
+    for wanted in want {
+        match lines[at..].iter().position(|l| l.starts_with(wanted)) {
+            Some(i) => at += i + 1,
+            None => panic!("no line {wanted:?} after line {at} in:\n{transcript}"),
+        }
+    }
+}
