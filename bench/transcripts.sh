@@ -5,7 +5,7 @@
 # GET /api/v1/sessions?limit=50 with 10,000 closed sessions kept.
 #
 # Usage: cargo build --release -p mail-test-srv && bench/transcripts.sh
-# Knobs: REPS=5 (runs per mode), SESSIONS=10000 (kept sessions for the second part).
+# Knobs: REPS=5 (runs per mode; 0 skips the first part), SESSIONS=10000 (kept sessions).
 # Output: one line per run, then the medians. Loopback only.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,9 +44,11 @@ for rep in $(seq "$REPS"); do
         stop
     done
 done
-on=$(grep 'transcripts=on' "$work/runs" | sed 's/.*: \([0-9]*\) msgs.*/\1/' | median)
-off=$(grep 'transcripts=off' "$work/runs" | sed 's/.*: \([0-9]*\) msgs.*/\1/' | median)
-echo "median (b): on $on msgs/s, off $off msgs/s, ratio $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')"
+if (( REPS > 0 )); then
+    on=$(grep 'transcripts=on' "$work/runs" | sed 's/.*: \([0-9]*\) msgs.*/\1/' | median)
+    off=$(grep 'transcripts=off' "$work/runs" | sed 's/.*: \([0-9]*\) msgs.*/\1/' | median)
+    echo "median (b): on $on msgs/s, off $off msgs/s, ratio $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')"
+fi
 
 # Kept sessions: one message per connection (no -d), SESSIONS of them.
 start --transcripts on --max-sessions "$SESSIONS"

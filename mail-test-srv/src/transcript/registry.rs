@@ -149,24 +149,24 @@ impl Sessions {
         while found.len() < query.limit {
             let next_open = open.as_mut().and_then(|o| o.peek().map(|(id, _)| **id));
             let next_closed = closed.as_mut().and_then(|c| c.peek().map(|(id, _)| **id));
+            // Matched before copying: a filter that matches little scans without allocating.
             let record = match (next_open, next_closed) {
                 (None, None) => break,
                 (Some(o), c) if c.is_none_or(|c| o > c) => {
                     let Some((_, record)) = open.as_mut().and_then(Iterator::next) else {
                         break;
                     };
-                    lock(record).summary()
+                    let record = lock(record);
+                    query.matches(&record).then(|| record.summary())
                 }
                 _ => {
                     let Some((_, record)) = closed.as_mut().and_then(Iterator::next) else {
                         break;
                     };
-                    record.summary()
+                    query.matches(record).then(|| record.summary())
                 }
             };
-            if query.matches(&record) {
-                found.push(record);
-            }
+            found.extend(record);
         }
         found
     }
