@@ -29,6 +29,8 @@ start() {
 }
 stop() { kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; }
 rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$PID/status"; }
+# Server CPU time (user + system) in microseconds: steadier than msgs/s on a busy machine.
+cpu_us() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000000 / hz}' "/proc/$PID/stat"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg), git $(git -C "$ROOT" rev-parse --short HEAD)"
@@ -40,7 +42,8 @@ for rep in $(seq "$REPS"); do
         t1=$(date +%s.%N)
         count=$(curl -s --noproxy '*' "http://$HTTP/count")
         rate=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", 20000 / (b - a)}')
-        echo "run $rep transcripts=$mode: $rate msgs/s, stored $count, peak RSS $(( $(rss_kib) / 1024 )) MiB" | tee -a "$work/runs"
+        per_msg=$(awk -v c="$(cpu_us)" 'BEGIN {printf "%.1f", c / 20000}')
+        echo "run $rep transcripts=$mode: $rate msgs/s, server CPU $per_msg us/msg, stored $count, peak RSS $(( $(rss_kib) / 1024 )) MiB" | tee -a "$work/runs"
         stop
     done
 done
@@ -48,6 +51,9 @@ if (( REPS > 0 )); then
     on=$(grep 'transcripts=on' "$work/runs" | sed 's/.*: \([0-9]*\) msgs.*/\1/' | median)
     off=$(grep 'transcripts=off' "$work/runs" | sed 's/.*: \([0-9]*\) msgs.*/\1/' | median)
     echo "median (b): on $on msgs/s, off $off msgs/s, ratio $(awk -v a="$on" -v b="$off" 'BEGIN {printf "%.2f", a / b}')"
+    con=$(grep 'transcripts=on' "$work/runs" | sed 's/.*CPU \([0-9.]*\) us.*/\1/' | median)
+    coff=$(grep 'transcripts=off' "$work/runs" | sed 's/.*CPU \([0-9.]*\) us.*/\1/' | median)
+    echo "median server CPU per message: on $con us, off $coff us, ratio $(awk -v a="$con" -v b="$coff" 'BEGIN {printf "%.2f", a / b}')"
 fi
 
 # Kept sessions: one message per connection (no -d), SESSIONS of them.
