@@ -108,21 +108,47 @@ pub(crate) fn build(
     }
     let content_type = ContentType::parse("text/plain; charset=UTF-8")
         .map_err(|e| Error::Message(e.to_string()))?;
-    let body = Body::new_with_encoding(body.to_owned(), ContentTransferEncoding::QuotedPrintable)
-        .map_err(|_| {
-        Error::Message("the body cannot be quoted-printable encoded".to_owned())
-    })?;
+    // lettre turns bare LFs into CRLF itself, but by inserting one CR at a time into the
+    // string: quadratic, seconds for a few MB. Handed CRLF text, it only scans it.
+    let body = Body::new_with_encoding(
+        crlf_line_endings(body),
+        ContentTransferEncoding::QuotedPrintable,
+    )
+    .map_err(|_| Error::Message("the body cannot be quoted-printable encoded".to_owned()))?;
     let part = SinglePart::builder().header(content_type).body(body);
     let message = builder
         .singlepart(part)
         .map_err(|e| Error::Message(e.to_string()))?;
-    let formatted = String::from_utf8(message.formatted())
+    let formatted = message.formatted();
+    // Every copy of a big body counts: drop each as soon as the next one exists.
+    drop(message);
+    let formatted = String::from_utf8(formatted)
         .map_err(|_| Error::Message("the formatted message is not 7-bit".to_owned()))?;
     Ok(Outgoing {
         from: from.email.clone(),
         to,
         wire: for_data(&formatted),
     })
+}
+
+/// The text with every line ending as CRLF: a bare LF gets its CR, in one pass (linear
+/// time). A CR that is not followed by LF is left alone, as lettre leaves it.
+pub(crate) fn crlf_line_endings(text: &str) -> String {
+    let lines = text.bytes().filter(|&b| b == b'\n').count();
+    let mut out = String::with_capacity(text.len() + lines);
+    for piece in text.split_inclusive('\n') {
+        match piece.strip_suffix('\n') {
+            Some(line) => {
+                out.push_str(line);
+                if !line.ends_with('\r') {
+                    out.push('\r');
+                }
+                out.push('\n');
+            }
+            None => out.push_str(piece),
+        }
+    }
+    out
 }
 
 /// Dot-stuffs the message (RFC 5321 4.5.2) and appends the end-of-data line, so the whole
@@ -168,6 +194,31 @@ mod tests {
         assert_eq!(for_data(".first\r\nlast"), "..first\r\nlast\r\n.\r\n");
         assert_eq!(for_data("x\r\n.\r\n"), "x\r\n..\r\n.\r\n");
         assert_eq!(for_data(""), ".\r\n");
+    }
+
+    #[test]
+    fn bare_lfs_become_crlf_and_nothing_else_changes() {
+        assert_eq!(crlf_line_endings("a\nb\r\nc\n"), "a\r\nb\r\nc\r\n");
+        assert_eq!(crlf_line_endings("\n\n"), "\r\n\r\n");
+        assert_eq!(crlf_line_endings("no end"), "no end");
+        assert_eq!(crlf_line_endings("lone\rcr\r\n"), "lone\rcr\r\n");
+        assert_eq!(crlf_line_endings("é\n✓"), "é\r\n✓");
+        assert_eq!(crlf_line_endings(""), "");
+    }
+
+    /// What lettre is handed has no bare LF left (so its quadratic fix-up never runs), and
+    /// the message is the same as with CRLF from the start.
+    #[test]
+    fn a_body_with_lf_endings_gives_the_same_message_as_crlf() {
+        let lf = "line one\n.dot\n\nlast\n".repeat(1000);
+        let crlf = lf.replace('\n', "\r\n");
+        let normalised = crlf_line_endings(&lf);
+        assert!(!normalised.replace("\r\n", "").contains('\n'));
+        assert_eq!(normalised, crlf);
+        assert_eq!(
+            build_simple("s", &lf).unwrap().wire,
+            build_simple("s", &crlf).unwrap().wire
+        );
     }
 
     fn build_simple(subject: &str, body: &str) -> Result<Outgoing, Error> {
