@@ -28,6 +28,9 @@ pub enum Action {
     Hang,
     /// Only at `data-end`: store the message, then close without replying.
     AcceptClose,
+    /// Only at `rcpt`: `451 4.7.1` for a (client IP, sender, recipient) triple until this long
+    /// after it was first seen, then accept it (greylisting).
+    Greylist(Duration),
 }
 
 /// Longest `delay=` accepted: longer is surely a typo, and would pin a session for ever.
@@ -36,7 +39,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(3600);
 impl Action {
     /// Every action kind name, in the order of [`Action::kind_index`]; bounded labels for
     /// stats and metrics (`reply=550` and `reply=451` are both `reply`).
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "close",
         "reset",
         "421",
@@ -44,6 +47,7 @@ impl Action {
         "delay",
         "hang",
         "accept-close",
+        "greylist",
     ];
 
     /// Position of this action's kind in [`Action::KINDS`].
@@ -56,6 +60,7 @@ impl Action {
             Action::Delay(_) => 4,
             Action::Hang => 5,
             Action::AcceptClose => 6,
+            Action::Greylist(_) => 7,
         }
     }
 
@@ -75,19 +80,28 @@ impl Action {
     }
 
     fn delay(text: &str) -> Result<Action, RuleParseError> {
-        let delay = humantime::parse_duration(text).map_err(|e| {
-            RuleParseError(format!(
-                "bad delay {text:?}: {e} (expected a duration such as 2s or 150ms)"
-            ))
-        })?;
-        if delay > MAX_DELAY {
-            return Err(RuleParseError(format!(
-                "delay {text:?} too long (at most {})",
-                humantime::format_duration(MAX_DELAY)
-            )));
-        }
-        Ok(Action::Delay(delay))
+        Ok(Action::Delay(duration("delay", text)?))
     }
+
+    fn greylist(text: &str) -> Result<Action, RuleParseError> {
+        Ok(Action::Greylist(duration("greylist", text)?))
+    }
+}
+
+/// A duration of an action (`delay=2s`, `greylist=5m`), at most [`MAX_DELAY`].
+fn duration(name: &str, text: &str) -> Result<Duration, RuleParseError> {
+    let value = humantime::parse_duration(text).map_err(|e| {
+        RuleParseError(format!(
+            "bad {name} {text:?}: {e} (expected a duration such as 2s or 150ms)"
+        ))
+    })?;
+    if value > MAX_DELAY {
+        return Err(RuleParseError(format!(
+            "{name} {text:?} too long (at most {})",
+            humantime::format_duration(MAX_DELAY)
+        )));
+    }
+    Ok(value)
 }
 
 impl fmt::Display for Action {
@@ -95,6 +109,7 @@ impl fmt::Display for Action {
         match self {
             Action::Reply(code) => write!(f, "reply={code}"),
             Action::Delay(d) => write!(f, "delay={}", humantime::format_duration(*d)),
+            Action::Greylist(d) => write!(f, "greylist={}", humantime::format_duration(*d)),
             other => f.write_str(other.kind()),
         }
     }
@@ -122,8 +137,11 @@ impl FromStr for Action {
         if let Some(delay) = s.strip_prefix("delay=") {
             return Action::delay(delay);
         }
+        if let Some(window) = s.strip_prefix("greylist=") {
+            return Action::greylist(window);
+        }
         Err(RuleParseError(format!(
-            "unknown action {s:?} (expected one of close, reset, 421, reply=CODE, delay=DURATION, hang, accept-close)"
+            "unknown action {s:?} (expected one of close, reset, 421, reply=CODE, delay=DURATION, hang, accept-close, greylist=DURATION)"
         )))
     }
 }
@@ -139,6 +157,11 @@ impl Serialize for Action {
             Action::Delay(d) => {
                 let mut map = serializer.serialize_map(Some(1))?;
                 map.serialize_entry("delay", &humantime::format_duration(*d).to_string())?;
+                map.end()
+            }
+            Action::Greylist(d) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("greylist", &humantime::format_duration(*d).to_string())?;
                 map.end()
             }
             other => serializer.serialize_str(other.kind()),
@@ -188,9 +211,13 @@ impl<'de> Visitor<'de> for ActionVisitor {
                 let text: String = map.next_value()?;
                 Action::delay(&text).map_err(de::Error::custom)?
             }
+            "greylist" => {
+                let text: String = map.next_value()?;
+                Action::greylist(&text).map_err(de::Error::custom)?
+            }
             other => {
                 return Err(de::Error::custom(format!(
-                    "unknown action key {other:?} (expected \"reply\" or \"delay\")"
+                    "unknown action key {other:?} (expected \"reply\", \"delay\" or \"greylist\")"
                 )));
             }
         };

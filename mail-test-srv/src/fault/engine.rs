@@ -26,10 +26,12 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::events::{NewEvent, RuleText};
+use super::greylist::Greylist;
 use super::{Action, EventLog, FaultRule, Stage};
 
 const STAGES: usize = Stage::ALL.len();
@@ -66,6 +68,8 @@ pub struct PlanSnapshot {
 #[derive(Debug)]
 pub struct ConnectionFaults {
     id: u64,
+    /// The client's address, for greylisting and per-client rates.
+    peer: Option<IpAddr>,
     /// 1 for the first session since start or the last reset (for `first-conns`).
     ordinal: u64,
     rng: StdRng,
@@ -75,6 +79,11 @@ impl ConnectionFaults {
     /// The connection id this state belongs to.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Sets the client's address (greylisting and per-client rates use it).
+    pub fn set_peer(&mut self, peer: IpAddr) {
+        self.peer = Some(peer);
     }
 }
 
@@ -92,7 +101,7 @@ struct Inner {
     /// rules are evaluated, and a `PUT` only waits for those few instructions.
     plan: RwLock<Arc<Plan>>,
     /// Bit `i` set when stage `Stage::ALL[i]` has at least one rule: the lock-free fast path.
-    stage_mask: AtomicU8,
+    stage_mask: AtomicU16,
     /// Times each stage was reached since start or the last reset (`n` of the triggers).
     reached: [AtomicU64; STAGES],
     /// Sessions started since start or the last reset (`first-conns`).
@@ -100,6 +109,7 @@ struct Inner {
     /// Faults injected, by stage and action kind, since start (not cleared by reset).
     injected: [[AtomicU64; KINDS]; STAGES],
     events: EventLog,
+    greylist: Greylist,
 }
 
 /// An immutable set of rules with their mutable fire counters.
@@ -138,7 +148,7 @@ impl Plan {
         }
     }
 
-    fn mask(&self) -> u8 {
+    fn mask(&self) -> u16 {
         self.by_stage
             .iter()
             .enumerate()
@@ -171,12 +181,13 @@ impl FaultEngine {
         let plan = Plan::new(rules, seed);
         FaultEngine {
             inner: Arc::new(Inner {
-                stage_mask: AtomicU8::new(plan.mask()),
+                stage_mask: AtomicU16::new(plan.mask()),
                 plan: RwLock::new(Arc::new(plan)),
                 reached: Default::default(),
                 sessions: AtomicU64::new(0),
                 injected: Default::default(),
                 events: EventLog::new(max_event_bytes),
+                greylist: Greylist::default(),
             }),
         }
     }
@@ -186,6 +197,7 @@ impl FaultEngine {
         let seed = self.plan().seed;
         ConnectionFaults {
             id: connection_id,
+            peer: None,
             ordinal: self.inner.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             rng: StdRng::seed_from_u64(seed ^ splitmix64(connection_id)),
         }
@@ -232,6 +244,17 @@ impl FaultEngine {
             {
                 continue;
             }
+            // A greylisted triple past its window is accepted: the rule does not fire for it.
+            if let Action::Greylist(window) = rule.action
+                && !self.inner.greylist.holds(
+                    conn.peer,
+                    ctx.from.unwrap_or_default(),
+                    ctx.to.first().copied().unwrap_or_default(),
+                    window,
+                )
+            {
+                continue;
+            }
             if let Some(chance) = t.chance {
                 let roll: f64 = conn.rng.random_range(0.0..100.0);
                 if roll >= chance {
@@ -268,6 +291,21 @@ impl FaultEngine {
             });
         }
         None
+    }
+
+    /// Records an event no rule decided (the server going away and coming back): `what` is
+    /// the action shown (`start`, `end`), `detail` the text shown as its rule.
+    pub fn record_external(&self, stage: Stage, what: &str, detail: String) -> u64 {
+        self.inner.events.record(NewEvent {
+            connection: 0,
+            stage,
+            rule_index: usize::MAX,
+            rule: Arc::new(RuleText {
+                rule: detail,
+                action: what.to_owned(),
+            }),
+            stored: false,
+        })
     }
 
     pub fn events(&self) -> &EventLog {
@@ -309,6 +347,7 @@ impl FaultEngine {
             counter.store(0, Ordering::Relaxed);
         }
         self.inner.sessions.store(0, Ordering::Relaxed);
+        self.inner.greylist.clear();
         for counter in &self.plan().fired {
             counter.store(0, Ordering::Relaxed);
         }

@@ -8,6 +8,7 @@
 //! - `action.rs`: [`Action`], what a fault does; `trigger.rs`: [`Trigger`], when it fires.
 //! - `engine.rs`: the plan in force, stage counters, per-rule fire counters, seeded randomness.
 //! - `events.rs`: the log of injected faults.
+//! - `greylist.rs`: when each (client, sender, recipient) triple was first seen.
 //!
 //! Randomness: every connection gets its own RNG seeded from `(seed, connection id)`, so
 //! the same seed and the same sequence of client commands give the same faults, even
@@ -16,6 +17,7 @@
 mod action;
 mod engine;
 mod events;
+mod greylist;
 mod rule;
 mod trigger;
 

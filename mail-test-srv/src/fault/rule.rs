@@ -43,11 +43,16 @@ pub enum Stage {
     DataEnd,
     /// On QUIT, before the 221.
     Quit,
+    /// On STARTTLS, before the 220 (and, for `abort`, during the handshake).
+    StartTls,
+    /// The server gone away (`POST /api/v1/outage`, `--outage-at`): only in events, never
+    /// in a rule.
+    Outage,
 }
 
 impl Stage {
     /// Every stage, in session order; `index()` is the position in this array.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Connect,
         Stage::Ehlo,
         Stage::Auth,
@@ -56,6 +61,8 @@ impl Stage {
         Stage::Data,
         Stage::DataEnd,
         Stage::Quit,
+        Stage::StartTls,
+        Stage::Outage,
     ];
 
     /// The name used in rules, events and metrics labels.
@@ -69,6 +76,8 @@ impl Stage {
             Stage::Data => "data",
             Stage::DataEnd => "data-end",
             Stage::Quit => "quit",
+            Stage::StartTls => "starttls",
+            Stage::Outage => "outage",
         }
     }
 
@@ -91,7 +100,11 @@ impl FromStr for Stage {
             .into_iter()
             .find(|stage| stage.as_str() == s)
             .ok_or_else(|| {
-                let names: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+                let names: Vec<&str> = Stage::ALL
+                    .iter()
+                    .filter(|s| **s != Stage::Outage)
+                    .map(|s| s.as_str())
+                    .collect();
                 RuleParseError(format!(
                     "unknown stage {s:?} (expected one of {})",
                     names.join(", ")
@@ -130,6 +143,18 @@ impl FaultRule {
                 "action accept-close is only valid at stage data-end, not {}",
                 self.stage
             )));
+        }
+        if matches!(self.action, Action::Greylist(_)) && self.stage != Stage::Rcpt {
+            return Err(RuleParseError(format!(
+                "action greylist is only valid at stage rcpt, not {}",
+                self.stage
+            )));
+        }
+        if self.stage == Stage::Outage {
+            return Err(RuleParseError(
+                "stage outage takes no rules: start one with POST /api/v1/outage or --outage-at"
+                    .into(),
+            ));
         }
         self.trigger.validate()
     }

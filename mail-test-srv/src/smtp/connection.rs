@@ -84,6 +84,7 @@ pub async fn serve(
         stream.is_tls(),
         shutdown.clone(),
     )
+    .with_peer(peer.ip())
     .with_recorder(recorder);
     if let Some(info) = tls_info(&stream) {
         session.record_tls(info);

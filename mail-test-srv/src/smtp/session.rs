@@ -151,6 +151,12 @@ impl Session {
         self.skipping_long_line = false;
     }
 
+    /// The client's address, for greylisting and per-client rate triggers.
+    pub fn with_peer(mut self, peer: std::net::IpAddr) -> Self {
+        self.faults.set_peer(peer);
+        self
+    }
+
     /// The TLS handshake after STARTTLS failed; the session ends.
     pub fn tls_failed(&mut self) {
         self.record_note(|| "TLS handshake after STARTTLS failed".to_owned());
@@ -387,6 +393,14 @@ impl Session {
                 None
             }
             Action::Hang => Some(Flow::Hang),
+            // RFC 6647 4.2: a greylisting refusal is a temporary 451.
+            Action::Greylist(_) => {
+                reply::push_static(
+                    &mut self.out,
+                    b"451 4.7.1 greylisted, please try again later\r\n",
+                );
+                Some(Flow::Continue)
+            }
         }
     }
 
