@@ -12,6 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::db::StoreError;
 
+mod template;
+
+pub use template::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, MailTemplates, TemplateArgs, template_error};
+
 /// Exit code of a run that could not reach the store or the mail server.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code of a usage error: bad flag, unreadable or malformed input, bad URL.
@@ -139,6 +143,29 @@ pub fn init_logging() {
 /// A humantime duration flag (`90s`, `1h`, `480h`), for clap's `value_parser`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?} is not a duration: {e}"))
+}
+
+/// A size flag: a plain number of bytes, or with a unit (`500KB`, `64MiB`, `1GB`; KB, MB and
+/// GB are powers of 1000, KiB, MiB and GiB of 1024), for clap's `value_parser`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("{text:?} is not a size (e.g. 1000000, 500KB, 64MiB)");
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "kib" => 1 << 10,
+        "mb" | "m" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" | "g" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(factor).ok_or_else(bad)
 }
 
 /// How to speak TLS to the SMTP server.
@@ -280,36 +307,6 @@ pub fn unix_seconds(time: SystemTime) -> i64 {
     }
 }
 
-/// A template environment for user-facing mail: plain text (no HTML escaping), strict about
-/// undefined variables so a misspelt name is an error instead of an empty hole in a message,
-/// and no trailing-newline loss.
-pub fn template_env() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    // Only the default delimiters are configured, which cannot be refused.
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
-    {
-        env.set_syntax(syntax);
-    }
-    env
-}
-
-/// A template error as one line naming the template and the line: `template body.txt, line 3: ...`.
-pub fn template_error(error: &minijinja::Error) -> anyhow::Error {
-    let name = error.name().unwrap_or("(template)");
-    let what = match error.detail() {
-        Some(detail) => format!("{}: {detail}", error.kind()),
-        None => error.kind().to_string(),
-    };
-    match error.line() {
-        Some(line) => anyhow::anyhow!("template {name}, line {line}: {what}"),
-        None => anyhow::anyhow!("template {name}: {what}"),
-    }
-}
-
 /// Cancels `cancel` on the first SIGINT or SIGTERM, so the run stops after the message in
 /// flight (recorded, never half-written); exits at once with 130 on a second one.
 pub async fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken) {
@@ -369,20 +366,21 @@ mod tests {
     }
 
     #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("500KB"), Ok(500_000));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        for bad in ["", "MiB", "12XB", "-1", "99999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn days_are_utc_days_since_the_epoch() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 3 + 5);
         assert_eq!(day_of(t), 3);
         assert_eq!(day_of(SystemTime::UNIX_EPOCH - Duration::from_secs(1)), -1);
-    }
-
-    #[test]
-    fn template_errors_name_template_and_line() {
-        let mut env = template_env();
-        let err = env
-            .add_template_owned("body.txt", "line one\n{{ oops(\n")
-            .unwrap_err();
-        let text = template_error(&err).to_string();
-        assert!(text.starts_with("template body.txt, line 2:"), "{text}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{DAY, EXPIRY, Scratch, TestServer, certificate, fakeclock};
 
 /// Runs expiration-mailer with `args` (and FAKECLOCK when given) and checks exit 2 and a
@@ -12,7 +14,12 @@ fn refused(scratch: &Scratch, fakeclock: Option<&str>, args: &[&str], expected: 
     if let Some(value) = fakeclock {
         cmd.env("FAKECLOCK", value);
     }
-    let output = cmd.args(args).output().unwrap();
+    // A guard for a program that never stops (a runaway template did), not a measure.
+    let output = cmd
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
     assert_eq!(
@@ -178,6 +185,57 @@ fn template_errors_name_template_and_line() {
         "--subject",
         "Expiry {% if %}",
         &["--subject", "line 1"],
+    );
+    assert!(server.messages(None).is_empty());
+}
+
+/// A template that would loop 10^10 times, or write more than the output cap, is stopped
+/// with a clear error (exit 2) before anything is sent; it used to run until memory ran out.
+#[test]
+fn runaway_templates_stop_with_exit_2() {
+    let server = TestServer::start(&[]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    scratch.import(
+        &db,
+        "mailto:t@example.com",
+        "t",
+        &certificate(&["t.example.com"], EXPIRY - 90 * DAY, EXPIRY, 1),
+    );
+    let kilobyte = "y".repeat(1000);
+    let looping = scratch.write(
+        "loop.txt",
+        &format!(
+            "{{% for a in range(100000) %}}{{% for b in range(100000) %}}y{{% endfor %}}{{% endfor %}}\n"
+        ),
+    );
+    refused_at_5_days(
+        &scratch,
+        &server,
+        &db,
+        "--email-template",
+        &looping.to_string_lossy(),
+        &["loop.txt", "--template-fuel"],
+    );
+    refused_at_5_days(
+        &scratch,
+        &server,
+        &db,
+        "--subject",
+        "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+        &["--subject", "--template-fuel"],
+    );
+    let big = scratch.write("big.txt", &format!("{kilobyte}{kilobyte}\n"));
+    let mut args = vec!["--db", &db, "--email-template"];
+    let big = big.to_string_lossy();
+    args.extend([big.as_ref(), "--template-max-output", "1KB"]);
+    let smtp = server.smtp_flags();
+    args.extend(smtp.iter().map(String::as_str));
+    refused(
+        &scratch,
+        Some(&fakeclock(EXPIRY, 5)),
+        &args,
+        &["big.txt", "larger than 1000 bytes"],
     );
     assert!(server.messages(None).is_empty());
 }

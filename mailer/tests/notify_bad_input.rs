@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Scratch, TestServer};
 
 fn refused(scratch: &Scratch, server: &TestServer, args: &[&str], expected: &[&str]) {
@@ -10,6 +12,8 @@ fn refused(scratch: &Scratch, server: &TestServer, args: &[&str], expected: &[&s
         .args(args)
         .args(server.smtp_flags())
         .arg("--dry-run=false")
+        // A guard for a program that never stops (a runaway template did), not a measure.
+        .timeout(Duration::from_secs(120))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -103,6 +107,40 @@ fn template_errors_name_template_and_line() {
         &server,
         &run_args(list, "absent.txt", "s"),
         &["absent.txt"],
+    );
+}
+
+/// A template that would loop 10^10 times, or write more than the output cap, is stopped
+/// with a clear error (exit 2) before anything is sent; it used to run until memory ran out.
+#[test]
+fn runaway_templates_stop_with_exit_2() {
+    let server = TestServer::start(&[]);
+    let scratch = Scratch::new();
+    let list = scratch.write("list.csv", "email\na@example.com\n");
+    let list = list.to_str().unwrap();
+    let kilobyte = "y".repeat(1000);
+    let looping = scratch.write(
+        "loop.txt",
+        &format!(
+            "{{% for a in range(100000) %}}{{% for b in range(100000) %}}y{{% endfor %}}{{% endfor %}}\n"
+        ),
+    );
+    let looping = looping.to_str().unwrap();
+    refused(
+        &scratch,
+        &server,
+        &run_args(list, looping, "s"),
+        &["template", "loop.txt", "--template-fuel"],
+    );
+    let big = scratch.write("big.txt", &format!("{kilobyte}{kilobyte}\n"));
+    let big = big.to_str().unwrap();
+    let mut args = run_args(list, big, "s").to_vec();
+    args.extend(["--template-max-output", "1KB"]);
+    refused(
+        &scratch,
+        &server,
+        &args,
+        &["big.txt", "larger than 1000 bytes", "--template-max-output"],
     );
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailer::cli::{SmtpArgs, parse_duration};
+use mailer::cli::{SmtpArgs, TemplateArgs, parse_duration};
 
 /// Reminds account contacts that their certificates expire soon.
 ///
@@ -74,6 +74,9 @@ pub struct RunArgs {
     /// Body template file (minijinja), replacing the built-in one.
     #[arg(long, value_name = "FILE")]
     pub email_template: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub templates: TemplateArgs,
 
     #[command(flatten)]
     pub smtp: SmtpArgs,

@@ -80,6 +80,7 @@ async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<Ex
     let templates = Arc::new(Templates::load(
         run.subject.as_deref(),
         run.email_template.as_deref(),
+        &run.templates,
     )?);
     let config = run.smtp.mailer_config(run.dry_run)?;
     let mailer = Arc::new(Mailer::new(config, Arc::clone(&clock)).map_err(Fatal::usage)?);

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use mailer::cli::{Fatal, template_env, template_error};
-use minijinja::Environment;
+use mailer::cli::{Fatal, MailTemplates, TemplateArgs};
+use minijinja::Value;
 use minijinja::value::Serde;
 use serde::Serialize;
 
@@ -36,26 +36,23 @@ pub struct ReminderData {
 /// The two compiled templates.
 #[derive(Debug)]
 pub struct Templates {
-    env: Environment<'static>,
+    templates: MailTemplates,
     subject: String,
     body: String,
 }
 
 impl Templates {
-    /// The built-in templates, or `--subject` / `--email-template` in their place.
-    pub fn load(subject: Option<&str>, body_file: Option<&Path>) -> Result<Templates, Fatal> {
-        let mut env = template_env();
+    /// The built-in templates, or `--subject` / `--email-template` in their place, rendered
+    /// within `limits`.
+    pub fn load(
+        subject: Option<&str>,
+        body_file: Option<&Path>,
+        limits: &TemplateArgs,
+    ) -> Result<Templates, Fatal> {
+        let mut templates = MailTemplates::new(limits);
         let subject_name = match subject {
-            Some(text) => {
-                env.add_template_owned("--subject", text.to_owned())
-                    .map_err(|e| Fatal::usage(template_error(&e)))?;
-                "--subject".to_owned()
-            }
-            None => {
-                env.add_template("expiration-subject.txt", DEFAULT_SUBJECT)
-                    .map_err(|e| Fatal::usage(template_error(&e)))?;
-                "expiration-subject.txt".to_owned()
-            }
+            Some(text) => ("--subject", text.to_owned()),
+            None => ("expiration-subject.txt", DEFAULT_SUBJECT.to_owned()),
         };
         let body_name = match body_file {
             Some(path) => {
@@ -65,38 +62,37 @@ impl Templates {
                         path.display()
                     ))
                 })?;
-                let name = path.display().to_string();
-                env.add_template_owned(name.clone(), text)
-                    .map_err(|e| Fatal::usage(template_error(&e)))?;
-                name
+                (path.display().to_string(), text)
             }
-            None => {
-                env.add_template("expiration-body.txt", DEFAULT_BODY)
-                    .map_err(|e| Fatal::usage(template_error(&e)))?;
-                "expiration-body.txt".to_owned()
-            }
+            None => ("expiration-body.txt".to_owned(), DEFAULT_BODY.to_owned()),
         };
+        templates
+            .add(subject_name.0, subject_name.1)
+            .map_err(Fatal::usage)?;
+        templates
+            .add(&body_name.0, body_name.1)
+            .map_err(Fatal::usage)?;
         let templates = Templates {
-            env,
-            subject: subject_name,
-            body: body_name,
+            templates,
+            subject: subject_name.0.to_owned(),
+            body: body_name.0,
         };
-        // A misspelt variable only shows when rendering: find out now, not mid-run.
+        // A misspelt variable, a runaway loop or an oversized output only shows when
+        // rendering: find out now, not mid-run.
         templates.render(&sample()).map_err(Fatal::usage)?;
         Ok(templates)
     }
 
     /// Subject (one line) and body for one reminder.
     pub fn render(&self, data: &ReminderData) -> anyhow::Result<(String, String)> {
-        let render = |name: &str| {
-            self.env
-                .get_template(name)
-                .and_then(|t| t.render(Serde(data)))
-                .map_err(|e| template_error(&e))
-        };
-        let subject = render(&self.subject)?;
+        let subject = self
+            .templates
+            .render(&self.subject, Value::from(Serde(data)))?;
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        Ok((subject, render(&self.body)?))
+        let body = self
+            .templates
+            .render(&self.body, Value::from(Serde(data)))?;
+        Ok((subject, body))
     }
 }
 
@@ -119,7 +115,7 @@ mod tests {
 
     #[test]
     fn built_in_templates_render_domains_and_date() {
-        let templates = Templates::load(None, None).unwrap();
+        let templates = Templates::load(None, None, &TemplateArgs::default()).unwrap();
         let mut data = sample();
         data.domains = (0..10).map(|i| format!("d{i}.example")).collect();
         data.total_domains = 12;
@@ -136,12 +132,32 @@ mod tests {
 
     #[test]
     fn unknown_variable_in_subject_is_a_usage_error() {
-        let err = Templates::load(Some("Expiry of {{ domian }}"), None).unwrap_err();
+        let err = Templates::load(
+            Some("Expiry of {{ domian }}"),
+            None,
+            &TemplateArgs::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), mailer::cli::EXIT_USAGE);
         assert!(
             err.error().to_string().contains("--subject"),
             "{:#}",
             err.error()
         );
+    }
+
+    #[test]
+    fn a_runaway_subject_is_a_usage_error() {
+        let err = Templates::load(
+            Some(
+                "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+            ),
+            None,
+            &TemplateArgs::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), mailer::cli::EXIT_USAGE);
+        let text = format!("{:#}", err.error());
+        assert!(text.contains("--subject"), "{text}");
     }
 }

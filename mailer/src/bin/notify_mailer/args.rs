@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailer::cli::{SmtpArgs, parse_duration};
+use mailer::cli::{SmtpArgs, TemplateArgs, parse_duration};
 
 /// Sends one templated message to each address of a list.
 ///
@@ -51,6 +51,9 @@ pub struct Args {
         value_name = "URL"
     )]
     pub db: String,
+
+    #[command(flatten)]
+    pub templates: TemplateArgs,
 
     #[command(flatten)]
     pub smtp: SmtpArgs,

@@ -2,13 +2,16 @@
 //!
 //! - `args`: the command line.
 //! - `recipients`: the CSV/TSV list, de-duplication and the `--start`/`--end` range.
+//! - `render`: subject and body per recipient, checked for all before the first is sent.
 //! - `send`: the parallel sending, `--sleep`, the progress bar.
 //!
-//! Every message is rendered before the first is sent, so a template error or a bad row
-//! stops the program (exit 2) with nothing sent.
+//! Every message is rendered (into nothing) before the first is sent, so a template error
+//! or a bad row stops the program (exit 2) with nothing sent; it is rendered again right
+//! before it is sent, so the run holds at most `--parallel-sends` messages at a time.
 
 mod args;
 mod recipients;
+mod render;
 mod send;
 
 use std::process::ExitCode;
@@ -16,15 +19,14 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use mailer::Mailer;
-use mailer::cli::{self, Fatal, template_env, template_error};
+use mailer::cli::{self, Fatal};
 use mailer::db::Store;
-use minijinja::Value;
-use minijinja::value::Serde;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;
-use crate::recipients::{KeyColumn, List, Recipient, Row};
-use crate::send::{Message, send_all};
+use crate::recipients::{KeyColumn, List, Row};
+use crate::render::Renderer;
+use crate::send::send_all;
 
 const PROGRAM: &str = "notify-mailer";
 
@@ -38,14 +40,17 @@ async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let list = recipients::read_list(&args.recipients, args.tsv).map_err(Fatal::usage)?;
     let rows = resolve(&args, list).await?;
     let recipients = recipients::group(rows, args.start.as_deref(), args.end.as_deref());
-    let messages = render_all(&args, &recipients)?;
+    let renderer = Renderer::load(&args.body, &args.subject, &args.templates)?;
+    renderer.check_all(&recipients)?;
     let mailer = Arc::new(Mailer::new(config, clock).map_err(Fatal::usage)?);
 
     let cancel = CancellationToken::new();
     tokio::spawn(cli::cancel_on_signal(cancel.clone()));
+    let count = recipients.len();
     let outcome = send_all(
         mailer,
-        messages,
+        recipients,
+        Arc::new(move |r| renderer.render(r)),
         args.parallel_sends,
         args.sleep,
         args.dry_run,
@@ -54,8 +59,7 @@ async fn run(args: Args) -> Result<ExitCode, Fatal> {
     .await?;
 
     println!(
-        "{PROGRAM}: recipients={} sent={} failed={} skipped={}{}",
-        recipients.len(),
+        "{PROGRAM}: recipients={count} sent={} failed={} skipped={}{}",
         outcome.sent,
         outcome.failed.len(),
         outcome.skipped,
@@ -115,52 +119,4 @@ async fn resolve(args: &Args, list: List) -> Result<Vec<(String, Row)>, Fatal> {
     }
     store.close().await;
     Ok(rows)
-}
-
-/// Renders subject and body for every recipient, or fails naming the template and line.
-fn render_all(args: &Args, recipients: &[Recipient]) -> Result<Vec<Message>, Fatal> {
-    let body_text = std::fs::read_to_string(&args.body).map_err(|e| {
-        Fatal::usage(anyhow!(
-            "cannot read the body template {}: {e}",
-            args.body.display()
-        ))
-    })?;
-    let body_name = args.body.display().to_string();
-    let mut env = template_env();
-    env.add_template_owned(body_name.clone(), body_text)
-        .map_err(|e| Fatal::usage(template_error(&e)))?;
-    env.add_template_owned("--subject", args.subject.clone())
-        .map_err(|e| Fatal::usage(template_error(&e)))?;
-    let (Ok(body), Ok(subject)) = (env.get_template(&body_name), env.get_template("--subject"))
-    else {
-        return Err(Fatal::usage(anyhow!("templates vanished after loading")));
-    };
-    recipients
-        .iter()
-        .map(|r| {
-            // The first row's columns at the top level for the common one-row case, all
-            // rows as `rows`, and the address as `email`.
-            let first = r.rows.first().cloned().unwrap_or_default();
-            let context = minijinja::context! {
-                email => r.address.clone(),
-                rows => Value::from(Serde(&r.rows)),
-                ..Value::from(Serde(&first))
-            };
-            let render = |t: &minijinja::Template<'_, '_>| {
-                t.render(context.clone()).map_err(|e| {
-                    Fatal::usage(anyhow!(
-                        "{} (rendering for {})",
-                        template_error(&e),
-                        r.address
-                    ))
-                })
-            };
-            let subject = render(&subject)?;
-            Ok(Message {
-                address: r.address.clone(),
-                subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
-                body: render(&body)?,
-            })
-        })
-        .collect()
 }
