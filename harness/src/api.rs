@@ -1,6 +1,6 @@
 //! The HTTP report API of one mail-test-srv, as the scenarios need it: the original text routes
 //! (`/count`, `/mail/N`) for what was delivered to whom, and the JSON API for message summaries,
-//! fault events and stats.
+//! fault events, stats and session transcripts (what a failed scenario's report shows).
 //!
 //! ureq is blocking; each call runs on tokio's blocking pool so the runtime (signals, the
 //! children's output readers) keeps going meanwhile.
@@ -39,6 +39,8 @@ pub struct Summary {
     pub message_id: Option<String>,
     pub tls: bool,
     pub connection: u64,
+    /// The SMTP session it arrived in (`/api/v1/sessions/ID`).
+    pub session: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,8 +100,94 @@ impl FaultStats {
     }
 }
 
+/// One SMTP session in `GET /api/v1/sessions` (the summary, without its lines).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Session {
+    pub id: u64,
+    pub peer: String,
+    pub open: bool,
+    /// Negotiated TLS (version, cipher, SNI); only whether there was any is shown.
+    #[serde(default)]
+    pub tls: Option<serde_json::Value>,
+    pub helo: Option<String>,
+    pub commands: u64,
+    /// Ids of the messages it stored.
+    pub messages: Vec<u64>,
+    pub faults: u64,
+    pub refusals: Vec<Refusal>,
+    /// `client-quit`, `client-closed`, `server-fault (close)`, `idle-timeout`, ...; none while open.
+    pub outcome: Option<String>,
+}
+
+/// A transaction the server refused, at whatever stage (a fault's close counts).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Refusal {
+    /// `mail`, `rcpt`, `data` or `data-end`.
+    pub stage: String,
+    pub from: Option<String>,
+    /// Recipients accepted before the refusal.
+    pub recipients: Vec<String>,
+    /// The reply that refused it, or what the fault did.
+    pub reason: String,
+}
+
+impl Session {
+    /// Refused something, met a fault, or ended any other way than the client's QUIT. A session
+    /// still open counts only by its refusals and faults: it may simply not be over yet.
+    pub fn went_wrong(&self) -> bool {
+        !self.refusals.is_empty()
+            || self.faults > 0
+            || self.outcome.as_deref().is_some_and(|o| o != "client-quit")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionPage {
+    sessions: Vec<Session>,
+    next_before: Option<u64>,
+}
+
+/// `GET /api/v1/sessions/ID`: the summary and every line kept.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub summary: Session,
+    pub lines: Vec<TranscriptLine>,
+}
+
+/// One transcript line.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TranscriptLine {
+    /// Seconds since the session started.
+    pub t: f64,
+    /// `c` (client), `s` (server) or `note` (a fault, a gap of lines left out).
+    pub dir: String,
+    pub line: String,
+}
+
+impl TranscriptLine {
+    /// As the text transcript writes it: `+0.012s C: MAIL FROM:<a@b>`, and the server's mark of
+    /// lines it did not keep as `... N lines ...` alone.
+    pub fn text(&self) -> String {
+        let who = match self.dir.as_str() {
+            "c" => "C:",
+            "s" => "S:",
+            _ if self.is_gap() => return self.line.clone(),
+            _ => "*:",
+        };
+        format!("+{:.3}s {who} {}", self.t, self.line)
+    }
+
+    /// The server's `... N lines ...` in place of the lines of a long session it left out.
+    pub fn is_gap(&self) -> bool {
+        self.dir == "note" && self.line.starts_with("... ") && self.line.ends_with(" lines ...")
+    }
+}
+
 /// Largest page the server returns from `/api/v1/messages`.
 const PAGE: usize = 10_000;
+/// Largest page the server returns from `/api/v1/sessions`.
+const SESSION_PAGE: usize = 1_000;
 
 impl Api {
     pub fn new(http: SocketAddr) -> Api {
@@ -238,6 +326,55 @@ impl Api {
 
     pub async fn stats(&self) -> anyhow::Result<Stats> {
         self.json("/api/v1/stats", &[]).await
+    }
+
+    /// Id of the newest session so far (0 before the first): later sessions have higher ids.
+    pub async fn newest_session(&self) -> anyhow::Result<u64> {
+        let page: SessionPage = self.json("/api/v1/sessions", &[("limit", "1")]).await?;
+        Ok(page.sessions.first().map_or(0, |s| s.id))
+    }
+
+    /// Summaries of the sessions after session `since`, newest first, at most `most` of them.
+    pub async fn sessions_since(&self, since: u64, most: usize) -> anyhow::Result<Vec<Session>> {
+        let mut all = Vec::new();
+        let mut before = None;
+        while all.len() < most {
+            let limit = (most - all.len()).min(SESSION_PAGE).to_string();
+            let below = before.map(|id: u64| id.to_string());
+            let mut query = vec![("limit", limit.as_str())];
+            if let Some(below) = &below {
+                query.push(("before", below));
+            }
+            let page: SessionPage = self.json("/api/v1/sessions", &query).await?;
+            let done =
+                page.next_before.is_none() || page.sessions.last().is_none_or(|s| s.id <= since);
+            all.extend(page.sessions.into_iter().take_while(|s| s.id > since));
+            if done {
+                break;
+            }
+            before = page.next_before;
+        }
+        Ok(all)
+    }
+
+    /// `GET /api/v1/sessions/ID`.
+    pub async fn session(&self, id: u64) -> anyhow::Result<SessionDetail> {
+        self.json(&format!("/api/v1/sessions/{id}"), &[]).await
+    }
+
+    /// `GET /api/v1/sessions/ID/transcript`: the whole transcript as text.
+    pub async fn transcript(&self, id: u64) -> anyhow::Result<String> {
+        let path = format!("/api/v1/sessions/{id}/transcript");
+        let (status, body) = self.get(&path, &[]).await?;
+        if status != 200 {
+            bail!("GET {path}: status {status}: {}", body.trim());
+        }
+        Ok(body)
+    }
+
+    /// Where the whole transcript of session `id` is.
+    pub fn transcript_url(&self, id: u64) -> String {
+        format!("{}/api/v1/sessions/{id}/transcript", self.base)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`certs`]: test certificates with a chosen validity.
 //! - [`mailers`]: running a mailer with the shared SMTP flags and reporting its failure.
 //! - [`scenarios`]: expiration, notify, exactly-once, tls, go-client.
+//! - [`transcripts`]: the server's transcripts of the sessions behind a failed scenario.
 //! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
 //! - [`mod@bench`]: `harness bench`, the load generator.
 
@@ -27,6 +28,7 @@ pub mod serve;
 pub mod servers;
 #[path = "../../test/startservers.rs"]
 pub mod startservers;
+pub mod transcripts;
 
 use std::process::ExitCode;
 

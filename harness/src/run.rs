@@ -1,5 +1,7 @@
 //! `harness run` (the default): build, start the servers, run the selected scenarios, print the
-//! table, stop the servers. SIGINT/SIGTERM stop everything in order and end the run.
+//! table, stop the servers. SIGINT/SIGTERM stop everything in order and end the run. A failed
+//! scenario's report ends with the transcripts of the sessions behind it (see [`transcripts`]),
+//! fetched at once: the servers stop before the report is printed.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ use crate::report::{self, Row};
 use crate::scenarios::{self, Ctx, Outcome};
 use crate::servers::{self, Listen, PLAIN, Plan, Server, TLS};
 use crate::startservers::{Services, Shutdown};
+use crate::transcripts::{self, Window};
 
 /// Exit status of a run stopped by a signal (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -108,6 +111,7 @@ async fn run_scenarios(
         println!("harness: scenario {} ...", name.as_str());
         let started = Instant::now();
         let before = injected(&ctx).await.unwrap_or(0);
+        let windows = [Window::open(&ctx.plain).await, Window::open(&ctx.tls).await];
         let result = tokio::select! {
             result = scenarios::run(name, &mut ctx) => result,
             died = services.wait_for_exit() => Err(anyhow!(died)),
@@ -136,7 +140,12 @@ async fn run_scenarios(
                 resent: outcome.resent,
             },
             Err(error) => {
-                failures.push((name, error));
+                let shown = if interrupted.is_some() {
+                    String::new()
+                } else {
+                    explain(&error, &windows, &ctx, name).await
+                };
+                failures.push((name, error, shown));
                 Row {
                     scenario: name.as_str(),
                     result: report::Result::Failed,
@@ -159,11 +168,12 @@ async fn run_scenarios(
 
     println!();
     print!("{}", report::table(&rows));
-    for (name, error) in &failures {
+    for (name, error, shown) in &failures {
         println!(
             "\nscenario {} FAILED (seed {seed}):\n  {error:#}",
             name.as_str()
         );
+        print!("{shown}");
     }
     for (name, reason) in &skips {
         println!("\nscenario {} skipped: {reason}", name.as_str());
@@ -198,6 +208,31 @@ fn lost_replies(chance: u8) -> Vec<String> {
         return Vec::new();
     }
     vec![format!("data-end:accept-close:{chance}%")]
+}
+
+/// The transcripts behind a failed scenario, each saved whole under the target folder
+/// (`harness-transcripts/SCENARIO/`, emptied first): the run's servers, and so the URLs printed,
+/// are gone once the report is read.
+async fn explain(
+    error: &anyhow::Error,
+    windows: &[Window],
+    ctx: &Ctx,
+    name: ScenarioName,
+) -> String {
+    let dir = ctx
+        .binaries
+        .dir
+        .join("harness-transcripts")
+        .join(name.as_str());
+    // Files of an earlier run would pass for this one's.
+    let save = match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => None,
+        _ => Some(dir.as_path()),
+    };
+    match transcripts::explain(error, windows, save).await {
+        Ok(shown) => shown,
+        Err(e) => format!("  (no transcripts: {e:#})\n"),
+    }
 }
 
 /// Faults injected so far by both servers.

@@ -2,6 +2,7 @@
 //! Ctrl-C (or SIGTERM): a local flaky mail server for a developer's own application. The plain
 //! server takes the original server's ports (9380/9381) unless told otherwise, so the app's
 //! settings survive a restart; the TLS server sits just above them (see [`Listen::tls_beside`]).
+//! The banner says where the mail, the faults and the session transcripts are.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
@@ -52,6 +53,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{PLAIN}:     smtp {}  http http://{}/  ({faults}; seed {seed})", plain.smtp, plain.http);
         println!("{TLS}: smtp {}  http http://{}/  (implicit TLS; trust {}; same faults)", tls.smtp, tls.http, ca.display());
         println!("Mail: GET /count, /mail/N, /api/v1/messages; faults: /api/v1/events, /api/v1/stats. AUTH: any credentials. Ctrl-C stops both.");
+        println!("{}", transcript_hint(plain.http));
         let code = tokio::select! {
             signal = shutdown.recv() => {
                 eprintln!("harness: {signal}; stopping");
@@ -81,6 +83,15 @@ fn check_free(addr: SocketAddr) -> anyhow::Result<()> {
         ),
         Err(e) => bail!("cannot listen on {addr}: {e}"),
     }
+}
+
+/// Where a session's every command and reply is, so a developer whose mail did not arrive can see
+/// why (the TLS server has the same routes on its own HTTP port).
+fn transcript_hint(http: SocketAddr) -> String {
+    format!(
+        "Sessions: GET http://{http}/api/v1/sessions (newest first; ?refused=true, ?fault=true), \
+         http://{http}/api/v1/sessions/ID/transcript (every command and reply)."
+    )
 }
 
 /// `closes the connection at 35% of MAILs, and rcpt:reply=550:to=bad@example.com`.

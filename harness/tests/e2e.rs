@@ -1,6 +1,7 @@
 //! The harness binary end to end: its command line without building anything, and (ignored by
 //! default, because they build mail-test-srv and both mailers first: about a minute on a cold
-//! target) a whole run that must pass and one that must fail with a useful report.
+//! target) a whole run that must pass and one that must fail with a useful report (the seed, the
+//! address, and the transcripts of the sessions that went wrong).
 //! Run those with `cargo test -p harness --test e2e -- --ignored`. `harness serve` is in
 //! `tests/serve.rs`.
 
@@ -142,4 +143,20 @@ fn a_server_that_drops_every_connection_fails_the_run_with_the_seed() {
         report.contains("reproduce with: cargo run -p harness -- --seed 9 --close-chance 100 --scenario expiration --scenario tls"),
         "{report}"
     );
+    // The server's side: no RCPT ever got through, so the last sessions that went wrong are
+    // shown, each closed at MAIL by the fault, with where its whole transcript is.
+    for line in [
+        "C: MAIL FROM:<harness@example.com>",
+        "*: fault mail:close:100% (close)",
+        "ended server-fault (close)",
+        "/api/v1/sessions/",
+        "harness-transcripts/expiration/mail-test-srv-session-",
+    ] {
+        assert!(report.contains(line), "no {line:?} in:\n{report}");
+    }
+    let shown = report
+        .lines()
+        .filter(|l| l.starts_with("  session "))
+        .count();
+    assert_eq!(shown, 3, "at most 3 transcripts:\n{report}");
 }

@@ -18,6 +18,8 @@ struct Serve {
     stderr: tempfile::NamedTempFile,
     /// The plain server's line, then the TLS server's.
     servers: [String; 2],
+    /// The hints after them: where the mail and faults are, then where the transcripts are.
+    hints: [String; 2],
 }
 
 impl Serve {
@@ -33,20 +35,22 @@ impl Serve {
             .expect("cannot run the harness");
         let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
             .lines()
-            .take(3)
+            .take(4)
             .map(Result::unwrap)
             .collect();
         let mut serve = Serve {
             child,
             stderr,
             servers: Default::default(),
+            hints: Default::default(),
         };
         assert!(
-            lines.len() == 3,
+            lines.len() == 4,
             "serve printed {lines:?} and stopped; stderr:\n{}",
             serve.log()
         );
         serve.servers = [lines[0].clone(), lines[1].clone()];
+        serve.hints = [lines[2].clone(), lines[3].clone()];
         serve
     }
 
@@ -110,6 +114,18 @@ fn get(addr: SocketAddr, path: &str) -> (String, String) {
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head.lines().next().unwrap_or_default().to_owned();
     (status, body.to_owned())
+}
+
+/// The `http://ADDR/PATH` words of a line, as address and path (trailing punctuation dropped).
+fn urls(line: &str) -> Vec<(SocketAddr, String)> {
+    line.split_whitespace()
+        .filter_map(|w| w.strip_prefix("http://"))
+        .map(|w| w.trim_end_matches([',', '.', ';']))
+        .map(|w| {
+            let (addr, path) = w.split_once('/').unwrap_or((w, ""));
+            (addr.parse().unwrap(), format!("/{path}"))
+        })
+        .collect()
 }
 
 /// A plain SMTP session, one command and one (possibly multi-line) reply at a time.
@@ -219,6 +235,32 @@ fn serve_passes_its_faults_to_both_servers() {
     assert_eq!(get(http, "/count").1, "1\n");
     assert_eq!(get(http, "/count?to=good@example.com").1, "1\n");
     assert_eq!(get(http, "/count?to=bad@example.com").1, "0\n");
+
+    // The banner says where the transcripts are, and they show why bad@ got nothing.
+    let hint = &serve.hints[1];
+    let urls = urls(hint);
+    let [(list_at, list), (one_at, one)] = &urls[..] else {
+        panic!("the transcript hint has no two URLs: {hint:?}")
+    };
+    assert_eq!((*list_at, *one_at), (http, http), "{hint}");
+    assert_eq!(list.as_str(), "/api/v1/sessions", "{hint}");
+    assert!(hint.contains("?refused=true"), "{hint}");
+    let (status, page) = get(http, &format!("{list}?refused=true"));
+    assert!(status.contains(" 200"), "{status} {page}");
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let id = page["sessions"][0]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no refused session: {page}"));
+    let (status, transcript) = get(http, &one.replace("ID", &id.to_string()));
+    assert!(status.contains(" 200"), "{status} {transcript}");
+    for line in [
+        "C: RCPT TO:<good@example.com>",
+        "C: RCPT TO:<bad@example.com>",
+        "S: 550",
+        "C: QUIT",
+    ] {
+        assert!(transcript.contains(line), "no {line:?} in:\n{transcript}");
+    }
     for server in 0..2 {
         let (_, http) = serve.addrs(server);
         let (status, plan) = get(http, "/api/v1/faults");

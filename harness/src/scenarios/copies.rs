@@ -14,12 +14,17 @@
 //!
 //! [`distinct`] is how the scenarios count what an address received: one per Message-ID, the
 //! copies of one message required to be byte-identical.
+//!
+//! A failed check names the sessions of the copies at fault (a message's `connection` is its
+//! session), so the report shows their transcripts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, anyhow, ensure};
 
-use crate::api::{Api, Event, Mail, Record, Summary};
+use crate::api::{Event, Mail, Record, Summary};
+use crate::servers::Server;
+use crate::transcripts::{Clue, on_server, suspect};
 
 /// One message to one address as a scenario counts it: its first stored copy, parsed.
 #[derive(Debug, Clone)]
@@ -84,6 +89,8 @@ struct Copy {
 pub struct Ledger {
     copies: BTreeMap<String, Vec<Copy>>,
     lost_replies: u64,
+    /// The server it was fetched from ([`Server::name`]), whose sessions a failure names.
+    server: Option<&'static str>,
 }
 
 /// What [`Ledger::check`] found among the messages it was asked about.
@@ -101,8 +108,9 @@ pub fn is_lost_reply(event: &Event) -> bool {
 }
 
 impl Ledger {
-    /// Every message and every fault event of the server behind `api`.
-    pub async fn fetch(api: &Api) -> anyhow::Result<Ledger> {
+    /// Every message and every fault event of `server`.
+    pub async fn fetch(server: &Server) -> anyhow::Result<Ledger> {
+        let api = &server.api;
         let summaries = api.messages().await?;
         let log = api.events(0).await?;
         // A dropped event could be a lost reply whose copy would then look unexplained.
@@ -111,7 +119,10 @@ impl Ledger {
             "the server's event log dropped {} events, so duplicates cannot be accounted for",
             log.dropped
         );
-        Ledger::build(&summaries, &log.events)
+        let mut ledger =
+            Ledger::build(&summaries, &log.events).map_err(|e| on_server(e, server.name))?;
+        ledger.server = Some(server.name);
+        Ok(ledger)
     }
 
     pub fn build(summaries: &[Summary], events: &[Event]) -> anyhow::Result<Ledger> {
@@ -128,17 +139,27 @@ impl Ledger {
                 "accept-close event {} does not say it stored the message",
                 event.seq
             );
-            let id = last_on_connection.get(&event.connection).with_context(|| {
-                format!(
-                    "accept-close event {} on connection {}, but no message of that connection is stored",
-                    event.seq, event.connection
-                )
-            })?;
-            ensure!(
-                lost.insert(*id),
-                "two accept-close events on connection {}, which the first one closed",
-                event.connection
-            );
+            let Some(id) = last_on_connection.get(&event.connection) else {
+                return Err(suspect(
+                    anyhow!(
+                        "accept-close event {} on connection {}, but no message of that connection is stored",
+                        event.seq,
+                        event.connection
+                    ),
+                    None,
+                    Clue::Sessions(vec![event.connection]),
+                ));
+            };
+            if !lost.insert(*id) {
+                return Err(suspect(
+                    anyhow!(
+                        "two accept-close events on connection {}, which the first one closed",
+                        event.connection
+                    ),
+                    None,
+                    Clue::Sessions(vec![event.connection]),
+                ));
+            }
             lost_replies += 1;
         }
         let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
@@ -162,6 +183,7 @@ impl Ledger {
         Ok(Ledger {
             copies,
             lost_replies,
+            server: None,
         })
     }
 
@@ -183,39 +205,50 @@ impl Ledger {
             }
             checked.messages += 1;
             let first = &copies[0];
+            let blame =
+                |ids: &[u64], error| suspect(error, self.server, Clue::Sessions(ids.to_vec()));
             if let Some(other) = copies.iter().find(|c| c.recipients != first.recipients) {
-                bail!(
-                    "Message-ID <{message_id}> names two messages: message {} to {:?} and message {} to {:?}",
-                    first.id,
-                    first.recipients,
-                    other.id,
-                    other.recipients
-                );
+                return Err(blame(
+                    &[first.connection, other.connection],
+                    anyhow!(
+                        "Message-ID <{message_id}> names two messages: message {} to {:?} and message {} to {:?}",
+                        first.id,
+                        first.recipients,
+                        other.id,
+                        other.recipients
+                    ),
+                ));
             }
             let (last, earlier) = copies.split_last().expect("at least one copy");
-            if let Some(unexplained) = earlier.iter().find(|c| !c.lost_reply) {
-                bail!(
-                    "Message-ID <{message_id}> to {:?} is stored {} times, but copy {} (message {}, \
-                     connection {}) was answered 250: the message was sent again after the server \
-                     had accepted it",
-                    first.recipients,
-                    copies.len(),
-                    copies
-                        .iter()
-                        .position(|c| c.id == unexplained.id)
-                        .map_or(0, |i| i + 1),
-                    unexplained.id,
-                    unexplained.connection
-                );
+            if let Some(at) = earlier.iter().position(|c| !c.lost_reply) {
+                // The copy answered 250 and the one sent after it: the resend that should not be.
+                let unexplained = &copies[at];
+                return Err(blame(
+                    &[unexplained.connection, copies[at + 1].connection],
+                    anyhow!(
+                        "Message-ID <{message_id}> to {:?} is stored {} times, but copy {} (message {}, \
+                         connection {}) was answered 250: the message was sent again after the server \
+                         had accepted it",
+                        first.recipients,
+                        copies.len(),
+                        at + 1,
+                        unexplained.id,
+                        unexplained.connection
+                    ),
+                ));
             }
-            ensure!(
-                !last.lost_reply,
-                "the reply to Message-ID <{message_id}> to {:?} was lost (accept-close on connection \
-                 {}) and the message was never sent again: the client gave up on a message the \
-                 server had stored, or did not notice the lost reply",
-                first.recipients,
-                last.connection
-            );
+            if last.lost_reply {
+                return Err(blame(
+                    &[last.connection],
+                    anyhow!(
+                        "the reply to Message-ID <{message_id}> to {:?} was lost (accept-close on connection \
+                         {}) and the message was never sent again: the client gave up on a message the \
+                         server had stored, or did not notice the lost reply",
+                        first.recipients,
+                        last.connection
+                    ),
+                ));
+            }
             checked.duplicates += earlier.len() as u64;
         }
         Ok(checked)
@@ -225,6 +258,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transcripts::Suspect;
 
     fn summary(id: u64, connection: u64, to: &str, message_id: &str) -> Summary {
         Summary {
@@ -235,6 +269,7 @@ mod tests {
             message_id: Some(message_id.to_owned()),
             tls: false,
             connection,
+            session: connection,
         }
     }
 
@@ -285,10 +320,13 @@ mod tests {
     #[test]
     fn a_resend_after_a_250_fails() {
         // Two copies and no lost reply: the second was sent after the first was accepted.
-        let summaries = [summary(1, 1, "a@x", "m1@h"), summary(2, 1, "a@x", "m1@h")];
+        let summaries = [summary(1, 1, "a@x", "m1@h"), summary(2, 2, "a@x", "m1@h")];
         let ledger = Ledger::build(&summaries, &[mail_close(1, 1)]).unwrap();
-        let error = ledger.check(|_| true).unwrap_err().to_string();
-        assert!(error.contains("was answered 250"), "{error}");
+        let error = ledger.check(|_| true).unwrap_err();
+        assert!(error.to_string().contains("was answered 250"), "{error}");
+        // The report shows both sessions: the copy answered 250 and the one sent after it.
+        let blamed = Suspect::find(&error).unwrap();
+        assert_eq!(blamed.clue(), &Clue::Sessions(vec![1, 2]));
     }
 
     #[test]

@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, ensure};
+use anyhow::{anyhow, ensure};
 
 use super::copies::{Ledger, distinct, is_lost_reply};
 use crate::servers::Server;
+use crate::transcripts::{Clue, suspect};
 
 /// What the check verified.
 #[derive(Debug, Clone, Copy)]
@@ -60,15 +61,23 @@ pub async fn run(
     for delivered in distinct(records)? {
         *by_to.entry(delivered.record.to).or_default() += 1;
     }
+    let blame = |error, clue| suspect(error, Some(server.name), clue);
     for (address, want) in expected {
         let held = by_to.get(address.as_str()).copied().unwrap_or(0);
-        ensure!(
-            held == *want,
-            "{address} should hold {want} message(s); the server has {held} (by Message-ID)"
-        );
+        if held != *want {
+            return Err(blame(
+                anyhow!(
+                    "{address} should hold {want} message(s); the server has {held} (by Message-ID)"
+                ),
+                Clue::count(address, held, *want),
+            ));
+        }
     }
     if let Some((stray, n)) = by_to.iter().find(|(to, _)| !expected.contains_key(*to)) {
-        bail!("{n} message(s) to {stray}, which no scenario sent to");
+        return Err(blame(
+            anyhow!("{n} message(s) to {stray}, which no scenario sent to"),
+            Clue::Stored(stray.clone()),
+        ));
     }
 
     let summaries = server.api.messages().await?;
@@ -77,13 +86,15 @@ pub async fn run(
         "GET /api/v1/messages lists {} messages, /count says {stored} records (every message has one recipient)",
         summaries.len(),
     );
-    for summary in &summaries {
-        ensure!(
-            !tls || summary.tls,
-            "message {} to {:?} arrived without TLS",
-            summary.id,
-            summary.recipients
-        );
+    if let Some(plain) = summaries.iter().find(|s| tls && !s.tls) {
+        return Err(blame(
+            anyhow!(
+                "message {} to {:?} arrived without TLS",
+                plain.id,
+                plain.recipients
+            ),
+            Clue::Sessions(vec![plain.session]),
+        ));
     }
     let stats = server.api.stats().await?;
     ensure!(
@@ -101,24 +112,29 @@ pub async fn run(
     );
     let mut closes = 0;
     for event in &log.events {
+        let its_session = Clue::Sessions(vec![event.connection]);
         if event.stage == "mail" && event.action.contains("close") {
-            ensure!(
-                !event.stored,
-                "fault {} (close at MAIL) stored a message",
-                event.seq
-            );
+            if event.stored {
+                return Err(blame(
+                    anyhow!("fault {} (close at MAIL) stored a message", event.seq),
+                    its_session,
+                ));
+            }
             closes += 1;
         } else if !is_lost_reply(event) {
-            bail!(
-                "unexpected fault {} at {} ({}): only closes at MAIL and accept-close after DATA were configured",
-                event.action,
-                event.stage,
-                event.rule
-            );
+            return Err(blame(
+                anyhow!(
+                    "unexpected fault {} at {} ({}): only closes at MAIL and accept-close after DATA were configured",
+                    event.action,
+                    event.stage,
+                    event.rule
+                ),
+                its_session,
+            ));
         }
     }
 
-    let ledger = Ledger::fetch(&server.api).await?;
+    let ledger = Ledger::fetch(server).await?;
     let copies = ledger.check(|_| true)?;
     let lost = ledger.lost_replies();
     ensure!(

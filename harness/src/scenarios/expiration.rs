@@ -8,15 +8,17 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, anyhow, ensure};
 use time::{Duration, OffsetDateTime, Time};
 
 use super::copies::{Ledger, distinct};
 use super::{Ctx, FROM, Sent, summary_field};
+use crate::api::Mail;
 use crate::binaries::EXPIRATION_MAILER;
 use crate::certs::TestCert;
 use crate::mailers;
 use crate::servers::Server;
+use crate::transcripts::{Blame, Clue, suspect};
 
 /// The runs: label, days before E, reminders the contact holds after it.
 const RUNS: [(&str, i64, usize); 4] = [
@@ -87,7 +89,11 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<Sent> 
     for (label, days, want) in RUNS {
         let now = expiry - Duration::days(days);
         let fakeclock = rfc3339(now);
-        let ran = mailers::run(&program, &args, &[("FAKECLOCK", fakeclock.clone())], &dir).await?;
+        // Only the contact is due a reminder: a failed run is about its mail.
+        let missing = || Clue::Missing(contact.clone());
+        let ran = mailers::run(&program, &args, &[("FAKECLOCK", fakeclock.clone())], &dir)
+            .await
+            .blame(Some(server.name), missing())?;
         let held = distinct(server.api.records(Some(&contact)).await?)?.len();
         if held != want {
             let faults = server
@@ -96,25 +102,39 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<Sent> 
                 .await
                 .map(|s| s.faults.describe())
                 .unwrap_or_default();
-            bail!(
-                "after the run at {label} (FAKECLOCK={fakeclock}, expiry {}) {contact} should hold {want} \
-                 reminder(s); the server has {held} (faults injected so far by stage: {faults}). \
-                 The mailer said: {}",
-                rfc3339(expiry),
-                ran.stdout.trim()
-            );
+            return Err(suspect(
+                anyhow!(
+                    "after the run at {label} (FAKECLOCK={fakeclock}, expiry {}) {contact} should hold {want} \
+                     reminder(s); the server has {held} (faults injected so far by stage: {faults}). \
+                     The mailer said: {}",
+                    rfc3339(expiry),
+                    ran.stdout.trim()
+                ),
+                Some(server.name),
+                Clue::count(&contact, held, want),
+            ));
         }
         let for_later = server.api.count(Some(&later)).await?;
-        ensure!(
-            for_later == 0,
-            "after the run at {label}, {later} (certificate expiring 100 days after E) got {for_later} message(s); expected none"
-        );
-        if let Some(failures) = summary_field(&ran.stdout, "failures") {
-            ensure!(
-                failures == 0,
-                "the run at {label} reported failures={failures}: {}",
-                ran.stdout.trim()
-            );
+        if for_later != 0 {
+            return Err(suspect(
+                anyhow!(
+                    "after the run at {label}, {later} (certificate expiring 100 days after E) got {for_later} message(s); expected none"
+                ),
+                Some(server.name),
+                Clue::Stored(later.clone()),
+            ));
+        }
+        if let Some(failures) = summary_field(&ran.stdout, "failures")
+            && failures != 0
+        {
+            return Err(suspect(
+                anyhow!(
+                    "the run at {label} reported failures={failures}: {}",
+                    ran.stdout.trim()
+                ),
+                Some(server.name),
+                missing(),
+            ));
         }
     }
 
@@ -125,8 +145,9 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<Sent> 
     let date = expiry.date().to_string();
     // The clocks of the two runs that sent: the reminders are stored in that order.
     let clocks = [expiry - Duration::days(13), expiry - Duration::days(2)];
-    for (reminder, sent_at) in reminders.iter().zip(&clocks) {
-        let mail = &reminder.mail;
+    // Each reminder names every domain of `soon` and not `far` (a certificate of `later`), gives
+    // the expiry date and the site, and is dated by FAKECLOCK (`sent_at`).
+    let check = |mail: &Mail, sent_at: OffsetDateTime| -> anyhow::Result<()> {
         for domain in soon.iter().flatten() {
             ensure!(
                 mail.body.contains(domain.as_str()),
@@ -158,10 +179,14 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str) -> anyhow::Result<Sent> 
             OffsetDateTime::from_unix_timestamp(stamped)
                 .map(rfc3339)
                 .unwrap_or_default(),
-            rfc3339(*sent_at)
+            rfc3339(sent_at)
         );
+        Ok(())
+    };
+    for (reminder, sent_at) in reminders.iter().zip(&clocks) {
+        check(&reminder.mail, *sent_at).blame(Some(server.name), Clue::Stored(contact.clone()))?;
     }
-    let copies = Ledger::fetch(&server.api)
+    let copies = Ledger::fetch(server)
         .await?
         .check(|to| to == contact || to == later)?;
     Ok(Sent {

@@ -15,12 +15,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, anyhow, bail, ensure};
 
 use super::copies::{Ledger, distinct, is_lost_reply};
-use super::{Ctx, Outcome, summary_field};
+use super::{Ctx, Outcome, first_missing, summary_field};
 use crate::api::Record;
 use crate::mailers;
+use crate::transcripts::{Clue, on_server, suspect};
 
 /// Messages sent, one per recipient.
 pub const RECIPIENTS: usize = 200;
@@ -78,19 +79,24 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
         "-timeout".into(),
         "10s".into(),
     ];
-    let ran = mailers::run(&client, &args, &[], &dir).await?;
+    let addresses = || recipients.iter().map(String::as_str);
+    let ran = match mailers::run(&client, &args, &[], &dir).await {
+        Ok(ran) => ran,
+        Err(error) => return Err(first_missing(error, server, addresses()).await),
+    };
     let said = ran.stdout.trim();
     let field = |key: &str| {
         summary_field(&ran.stdout, key)
             .with_context(|| format!("the Go client printed no {key}=N: {said:?}"))
     };
     let (sent, failed, reconnects) = (field("sent")?, field("failed")?, field("reconnects")?);
-    ensure!(
-        sent == RECIPIENTS as u64 && failed == 0,
-        "the Go client says {said:?}; expected sent={RECIPIENTS} failed=0"
-    );
+    if sent != RECIPIENTS as u64 || failed != 0 {
+        let error = anyhow!("the Go client says {said:?}; expected sent={RECIPIENTS} failed=0");
+        return Err(first_missing(error, server, addresses()).await);
+    }
 
-    check_mail(&server.api.records(None).await?, &recipients)?;
+    check_mail(&server.api.records(None).await?, &recipients)
+        .map_err(|e| on_server(e, server.name))?;
 
     let log = server.api.events(since).await?;
     let (mut closes, mut lost) = (0, 0);
@@ -99,18 +105,23 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Outcome> {
             lost += 1;
             continue;
         }
-        ensure!(
-            event.stage == "mail" && event.action.contains("close") && !event.stored,
-            "unexpected fault {} at {} ({}, stored: {}): only closes at MAIL and accept-close \
-             after DATA were configured",
-            event.action,
-            event.stage,
-            event.rule,
-            event.stored
-        );
+        if !(event.stage == "mail" && event.action.contains("close") && !event.stored) {
+            return Err(suspect(
+                anyhow!(
+                    "unexpected fault {} at {} ({}, stored: {}): only closes at MAIL and accept-close \
+                     after DATA were configured",
+                    event.action,
+                    event.stage,
+                    event.rule,
+                    event.stored
+                ),
+                Some(server.name),
+                Clue::Sessions(vec![event.connection]),
+            ));
+        }
         closes += 1;
     }
-    let copies = Ledger::fetch(&server.api)
+    let copies = Ledger::fetch(server)
         .await?
         .check(|to| to.ends_with(&format!("@{DOMAIN}")))?;
     ensure!(
@@ -201,8 +212,9 @@ fn recipients() -> Vec<String> {
 
 /// Each recipient holds exactly one message (by Message-ID; a copy resent after a lost reply is
 /// the same message) from [`ENVELOPE_FROM`], with its own Message-ID; no other address of
-/// [`DOMAIN`] got mail.
+/// [`DOMAIN`] got mail. A failure names the address (not the server: the caller knows it).
 fn check_mail(records: &[Record], recipients: &[String]) -> anyhow::Result<()> {
+    let blame = |error, clue| suspect(error, None, clue);
     let suffix = format!("@{DOMAIN}");
     let ours = records
         .iter()
@@ -213,30 +225,45 @@ fn check_mail(records: &[Record], recipients: &[String]) -> anyhow::Result<()> {
     let mut ids = BTreeSet::new();
     for message in distinct(ours)? {
         let record = &message.record;
-        ensure!(
-            record.from == ENVELOPE_FROM,
-            "the message to {} has envelope sender {:?}; expected {ENVELOPE_FROM:?}, the address inside {FROM:?}",
-            record.to,
-            record.from
-        );
+        if record.from != ENVELOPE_FROM {
+            return Err(blame(
+                anyhow!(
+                    "the message to {} has envelope sender {:?}; expected {ENVELOPE_FROM:?}, the address inside {FROM:?}",
+                    record.to,
+                    record.from
+                ),
+                Clue::Stored(record.to.clone()),
+            ));
+        }
         let id = message.mail.message_id.unwrap_or_default();
-        ensure!(
-            ids.insert(id.clone()),
-            "Message-ID <{id}> is stored for two recipients (the second {}): one message per \
-             recipient, each with its own Message-ID",
-            record.to
-        );
+        if !ids.insert(id.clone()) {
+            return Err(blame(
+                anyhow!(
+                    "Message-ID <{id}> is stored for two recipients (the second {}): one message per \
+                     recipient, each with its own Message-ID",
+                    record.to
+                ),
+                Clue::Stored(record.to.clone()),
+            ));
+        }
         *by_to.entry(message.record.to).or_default() += 1;
     }
     for address in recipients {
         let held = by_to.remove(address.as_str()).unwrap_or(0);
-        ensure!(
-            held == 1,
-            "{address} should hold exactly 1 message from the Go client; the server has {held}"
-        );
+        if held != 1 {
+            return Err(blame(
+                anyhow!(
+                    "{address} should hold exactly 1 message from the Go client; the server has {held}"
+                ),
+                Clue::count(address, held, 1),
+            ));
+        }
     }
     if let Some((stray, n)) = by_to.first_key_value() {
-        bail!("{n} message(s) to {stray}, which is not in the Go client's list");
+        return Err(blame(
+            anyhow!("{n} message(s) to {stray}, which is not in the Go client's list"),
+            Clue::Stored(stray.clone()),
+        ));
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use crate::binaries::Binaries;
 use crate::cli::ScenarioName;
 use crate::servers::Server;
+use crate::transcripts::{Clue, suspect};
 
 /// Sender of every message the harness has sent.
 pub const FROM: &str = "Harness <harness@example.com>";
@@ -136,6 +137,24 @@ impl Ctx {
             accept_close: self.accept_close_chance,
         }
     }
+}
+
+/// A mailer's failure (it exited non-zero, or sent fewer than it should) pointed at the first of
+/// `addresses` that holds no mail on `server`: that address's sessions show why it got none (a
+/// refused RCPT, a fault). Unchanged when each holds mail, or when the server cannot say.
+async fn first_missing<'a>(
+    error: anyhow::Error,
+    server: &Server,
+    addresses: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Error {
+    for address in addresses {
+        match server.api.count(Some(address)).await {
+            Ok(0) => return suspect(error, Some(server.name), Clue::Missing(address.to_owned())),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    error
 }
 
 /// `key=value` words of a program's summary line (`sent=120 failed=0`).

@@ -6,13 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, anyhow, ensure};
 
 use super::copies::{Ledger, distinct};
-use super::{Ctx, FROM, Sent, summary_field};
+use super::{Ctx, FROM, Sent, first_missing, summary_field};
+use crate::api::Mail;
 use crate::binaries::NOTIFY_MAILER;
 use crate::mailers;
 use crate::servers::Server;
+use crate::transcripts::{Blame, Clue, suspect};
 
 /// The body template: the first row's columns at the top level, every row in `rows`.
 const BODY: &str = "Hello {{ name }},\n\nthis notice is for {{ email }} only.\n\
@@ -71,65 +73,81 @@ pub async fn run(ctx: &Ctx, server: &Server, tag: &str, count: usize) -> anyhow:
         "--dry-run=false".into(),
     ];
     args.extend(server.smtp().flags(FROM));
-    let ran = mailers::run(&ctx.binaries.path(NOTIFY_MAILER), &args, &[], &dir).await?;
-    if let Some(sent) = summary_field(&ran.stdout, "sent") {
-        ensure!(
-            sent as usize == count,
+    let addresses = || entries.iter().map(|e| e.address.as_str());
+    let ran = match mailers::run(&ctx.binaries.path(NOTIFY_MAILER), &args, &[], &dir).await {
+        Ok(ran) => ran,
+        Err(error) => return Err(first_missing(error, server, addresses()).await),
+    };
+    if let Some(sent) = summary_field(&ran.stdout, "sent")
+        && sent as usize != count
+    {
+        let error = anyhow!(
             "notify-mailer says sent={sent}, expected {count}: {}",
             ran.stdout.trim()
         );
+        return Err(first_missing(error, server, addresses()).await);
     }
 
     let mut expected = BTreeMap::new();
     for entry in &entries {
         let messages = distinct(server.api.records(Some(&entry.address)).await?)?;
         if messages.len() != 1 {
-            bail!(
-                "{} should hold exactly 1 message; the server has {} (by Message-ID; list of \
-                 {count}, seed {})",
-                entry.address,
-                messages.len(),
-                ctx.seed
-            );
+            return Err(suspect(
+                anyhow!(
+                    "{} should hold exactly 1 message; the server has {} (by Message-ID; list of \
+                     {count}, seed {})",
+                    entry.address,
+                    messages.len(),
+                    ctx.seed
+                ),
+                Some(server.name),
+                Clue::count(&entry.address, messages.len(), 1),
+            ));
         }
-        let mail = &messages[0].mail;
-        let who = &entry.address;
-        ensure!(
-            mail.subject == format!("Harness notice for {}", entry.name),
-            "{who}: subject {:?}",
-            mail.subject
-        );
-        ensure!(
-            mail.body.contains(&format!("Hello {},", entry.name)),
-            "{who}: body without its name:\n{}",
-            mail.body
-        );
-        ensure!(
-            mail.body.contains(&format!("for {who} only")),
-            "{who}: body without its address:\n{}",
-            mail.body
-        );
-        let tokens: BTreeSet<String> = mail
-            .body
-            .lines()
-            .filter_map(|l| l.strip_prefix("Your token: "))
-            .map(|t| t.trim().to_owned())
-            .collect();
-        ensure!(
-            tokens == entry.tokens,
-            "{who}: the body has tokens {tokens:?}, its rows have {:?}:\n{}",
-            entry.tokens,
-            mail.body
-        );
+        check_message(entry, &messages[0].mail)
+            .blame(Some(server.name), Clue::Stored(entry.address.clone()))?;
         expected.insert(entry.address.clone(), 1);
     }
-    let copies = Ledger::fetch(&server.api)
+    let copies = Ledger::fetch(server)
         .await?
         .check(|to| expected.contains_key(to))?;
     Ok(Sent {
         expected,
         resent: copies.duplicates,
     })
+}
+
+/// The message `entry` got is rendered from its own rows: its name, its address, its tokens.
+fn check_message(entry: &Entry, mail: &Mail) -> anyhow::Result<()> {
+    let who = &entry.address;
+    ensure!(
+        mail.subject == format!("Harness notice for {}", entry.name),
+        "{who}: subject {:?}",
+        mail.subject
+    );
+    ensure!(
+        mail.body.contains(&format!("Hello {},", entry.name)),
+        "{who}: body without its name:\n{}",
+        mail.body
+    );
+    ensure!(
+        mail.body.contains(&format!("for {who} only")),
+        "{who}: body without its address:\n{}",
+        mail.body
+    );
+    let tokens: BTreeSet<String> = mail
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("Your token: "))
+        .map(|t| t.trim().to_owned())
+        .collect();
+    ensure!(
+        tokens == entry.tokens,
+        "{who}: the body has tokens {tokens:?}, its rows have {:?}:\n{}",
+        entry.tokens,
+        mail.body
+    );
+    Ok(())
 }
 
 #[cfg(test)]
