@@ -8,7 +8,9 @@
 //!
 //! - `import`: registrations and certificates going in.
 //! - `reminders`: the expiring-certificate query, renewals, recording reminders, per-day counts.
+//! - `claims`: claiming a reminder before sending it, so overlapping runs never both send it.
 
+mod claims;
 mod import;
 mod reminders;
 
@@ -24,8 +26,14 @@ pub use import::{Imported, NewCertificate, fqdn_set_hash};
 pub use reminders::ExpiringCertificate;
 
 /// The schema, embedded so that the binary needs no files beside it.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "reminder claims",
+        include_str!("../migrations/0002_reminder_claims.sql"),
+    ),
+];
 
 /// Why the store could not be used. [`StoreError::BadUrl`] is the user's mistake (exit 2);
 /// the rest mean the store is unreachable or broken (exit 1).

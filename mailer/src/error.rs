@@ -80,6 +80,10 @@ pub enum Error {
         #[source]
         source: lettre::transport::smtp::Error,
     },
+    /// The server sent something that is not an SMTP reply (a bare LF, no reply code...);
+    /// not retried, since another attempt would meet the same server.
+    #[error("{step} failed: {detail}")]
+    Protocol { step: Step, detail: String },
     /// The reconnect loop reached its bound (attempts or time) without a working connection.
     #[error(
         "gave up after {attempts} reconnect attempts in {elapsed:?} (last failure: {last_cause}: {last})"
@@ -108,6 +112,18 @@ impl Error {
         )
     }
 
+    /// True when the server's refusal was temporary (a 4xx reply, 450 "mailbox busy" among
+    /// the bad-address codes): the same message may go through later, so a caller keeping
+    /// books retries it instead of marking it done.
+    pub fn is_temporary(&self) -> bool {
+        self.code().is_some_and(|code| (400..500).contains(&code))
+    }
+
+    /// A bad address for good: [`Error::is_bad_address`] and not [`Error::is_temporary`].
+    pub fn is_permanent_bad_address(&self) -> bool {
+        self.is_bad_address() && !self.is_temporary()
+    }
+
     /// The SMTP reply code, when the error came from a reply.
     pub fn code(&self) -> Option<u16> {
         match self {
@@ -115,5 +131,39 @@ impl Error {
             Error::Smtp { source, .. } => source.status().map(u16::from),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_4xx_bad_address_is_temporary_and_a_5xx_is_final() {
+        let bad = |code| Error::BadAddress {
+            address: "a@example.com".to_owned(),
+            code,
+            message: String::new(),
+        };
+        for code in [401, 422, 441, 450] {
+            assert!(bad(code).is_bad_address(), "{code}");
+            assert!(bad(code).is_temporary(), "{code}");
+            assert!(!bad(code).is_permanent_bad_address(), "{code}");
+        }
+        for code in [501, 550, 553] {
+            assert!(!bad(code).is_temporary(), "{code}");
+            assert!(bad(code).is_permanent_bad_address(), "{code}");
+        }
+        let invalid = Error::InvalidAddress {
+            address: "x".to_owned(),
+            reason: String::new(),
+        };
+        assert!(invalid.is_permanent_bad_address());
+        let refused = Error::Rejected {
+            step: Step::Data,
+            code: 451,
+            message: String::new(),
+        };
+        assert!(refused.is_temporary() && !refused.is_bad_address());
     }
 }

@@ -205,9 +205,7 @@ fn runaway_templates_stop_with_exit_2() {
     let kilobyte = "y".repeat(1000);
     let looping = scratch.write(
         "loop.txt",
-        &format!(
-            "{{% for a in range(100000) %}}{{% for b in range(100000) %}}y{{% endfor %}}{{% endfor %}}\n"
-        ),
+        "{% for a in range(100000) %}{% for b in range(100000) %}y{% endfor %}{% endfor %}\n",
     );
     refused_at_5_days(
         &scratch,

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    DAY, EXPIRY, Scratch, TestServer, block_on, certificate, fakeclock, run_at, summary_field,
+    DAY, EXPIRY, Scratch, TestServer, block_on, certificate, fakeclock, run_at, run_output,
+    summary_field,
 };
 
 /// A 550 for the address marks the certificate (no retry); the run still exits 0, and other
@@ -41,6 +42,70 @@ fn bad_address_marks_and_is_not_retried() {
     );
     assert_eq!(server.messages(Some("fine@example.com")).len(), 1);
     assert!(server.messages(Some("gone@example.com")).is_empty());
+}
+
+/// 450 on RCPT is one of the bad-address codes, but temporary: the reminder is not marked,
+/// the run fails (exit 1), and the next run sends it. It used to be marked done for good.
+#[test]
+fn a_temporary_refusal_is_retried_on_the_next_run() {
+    let busy = TestServer::start(&["rcpt:reply=450:to=busy@example.com"]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    scratch.import_until(
+        &db,
+        "mailto:busy@example.com",
+        "busy.example.com",
+        EXPIRY,
+        40,
+    );
+    let output = run_output(&scratch, &busy, &db, &fakeclock(EXPIRY, 5), &[]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(summary_field(&out, "failures"), 1, "{out}");
+    assert_eq!(summary_field(&out, "bad_addresses"), 0, "{out}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("450"), "the reason is logged: {stderr}");
+
+    // The mailbox is fine again (another server without the fault): the next run sends.
+    let fine = TestServer::start(&[]);
+    let out = run_at(&scratch, &fine, &db, &fakeclock(EXPIRY, 4), &[]);
+    assert_eq!(summary_field(&out, "sent"), 1, "{out}");
+    assert_eq!(fine.messages(Some("busy@example.com")).len(), 1);
+}
+
+/// When every reminder fails, the run says so and exits 1 (it used to exit 0 with
+/// `sent=0 failures=2`); the reminders stay due.
+#[test]
+fn a_run_where_every_send_failed_exits_1() {
+    let server = TestServer::start(&["data-end:reply=554"]);
+    let scratch = Scratch::new();
+    let db = scratch.db_url();
+    for i in 0..2u64 {
+        scratch.import_until(
+            &db,
+            &format!("mailto:fail{i}@example.com"),
+            &format!("fail{i}.example.com"),
+            EXPIRY + i * 60,
+            50 + i,
+        );
+    }
+    let output = run_output(&scratch, &server, &db, &fakeclock(EXPIRY, 5), &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(summary_field(&out, "sent"), 0, "{out}");
+    assert_eq!(summary_field(&out, "failures"), 2, "{out}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .contains("2 reminder(s) not delivered"),
+        "{stderr}"
+    );
+    let fine = TestServer::start(&[]);
+    let out = run_at(&scratch, &fine, &db, &fakeclock(EXPIRY, 4), &[]);
+    assert_eq!(summary_field(&out, "sent"), 2, "still due: {out}");
 }
 
 /// A registration without a usable mailto: contact is marked like a bad address.

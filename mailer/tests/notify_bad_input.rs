@@ -121,9 +121,7 @@ fn runaway_templates_stop_with_exit_2() {
     let kilobyte = "y".repeat(1000);
     let looping = scratch.write(
         "loop.txt",
-        &format!(
-            "{{% for a in range(100000) %}}{{% for b in range(100000) %}}y{{% endfor %}}{{% endfor %}}\n"
-        ),
+        "{% for a in range(100000) %}{% for b in range(100000) %}y{% endfor %}{% endfor %}\n",
     );
     let looping = looping.to_str().unwrap();
     refused(

@@ -207,6 +207,27 @@ fn failed_addresses_are_listed() {
     assert_eq!(server.messages(None).len(), 2);
 }
 
+/// Every send refused: exit 1, with the summary and every address listed.
+#[test]
+fn a_run_where_every_send_failed_exits_1() {
+    let server = TestServer::start(&["data-end:reply=554"]);
+    let scratch = Scratch::new();
+    let list = scratch.write("list.csv", "email\na@example.com\nb@example.com\n");
+    let body = scratch.write("body.txt", "Hello\n");
+    let output = notify(&scratch, &list, &body)
+        .args(["--subject", "Hello"])
+        .args(send_flags(&server))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(summary_field(&stdout, "sent"), 0, "{stdout}");
+    assert_eq!(summary_field(&stdout, "failed"), 2, "{stdout}");
+    for address in ["a@example.com", "b@example.com"] {
+        assert!(stdout.contains(&format!("failed: {address}: ")), "{stdout}");
+    }
+}
+
 /// No server at all: exit 1, one line.
 #[test]
 fn unreachable_server_exits_1() {

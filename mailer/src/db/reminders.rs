@@ -76,8 +76,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for serial in serials {
+            // The claim (if any) ends with the reminder recorded.
             sqlx::query(
-                "UPDATE certificate_status SET last_expiration_nag_sent = ? WHERE serial = ?",
+                "UPDATE certificate_status
+                    SET last_expiration_nag_sent = ?, claimed_by = NULL, claimed_until = NULL
+                  WHERE serial = ?",
             )
             .bind(sent_at)
             .bind(serial)

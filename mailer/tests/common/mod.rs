@@ -2,6 +2,8 @@
 //! chosen validity, FAKECLOCK values, and the programs as commands in a scratch folder.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod databases;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -224,6 +226,24 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .build()
         .expect("runtime")
         .block_on(future)
+}
+
+/// Runs expiration-mailer once under FAKECLOCK with extra flags, whatever its exit.
+pub fn run_output(
+    scratch: &Scratch,
+    server: &TestServer,
+    db: &str,
+    now: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    scratch
+        .expiration_mailer()
+        .env("FAKECLOCK", now)
+        .args(["--db", db])
+        .args(server.smtp_flags())
+        .args(extra)
+        .output()
+        .expect("run expiration-mailer")
 }
 
 /// Runs expiration-mailer once under FAKECLOCK with extra flags; returns its stdout.

@@ -8,8 +8,9 @@ use mailer::cli::{SmtpArgs, TemplateArgs, parse_duration};
 /// Reminds account contacts that their certificates expire soon.
 ///
 /// Without a subcommand: one run (or, with --daemon, a run every --frequency) over the
-/// certificates in --db. Exit 0 when the run completed (bad addresses included), 1 when the
-/// store or the mail server could not be used, 2 on bad input.
+/// certificates in --db. Exit 0 when every due reminder was sent (or marked: renewed, bad
+/// address), 1 when a reminder could not be delivered (left for the next run) or the store
+/// or the mail server could not be used, 2 on bad input.
 #[derive(Debug, clap::Parser)]
 #[command(name = "expiration-mailer", version, subcommand_negates_reqs = true)]
 pub struct Args {
@@ -65,6 +66,10 @@ pub struct RunArgs {
     /// Log the reminders instead of sending them; the store is left unchanged.
     #[arg(long)]
     pub dry_run: bool,
+    /// How long a run's claim on a reminder lasts before another run may take it over: what
+    /// a killed run leaves behind. Longer than one send, reconnects included.
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    pub claim_lease: Duration,
     /// Keep running, one run every --frequency, until SIGTERM or SIGINT.
     #[arg(long)]
     pub daemon: bool,

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::{Args, Command, RunArgs};
 use crate::limit::Limiter;
-use crate::send::{Sender, send_all};
+use crate::send::{Claims, Sender, send_all};
 use crate::templates::Templates;
 
 const PROGRAM: &str = "expiration-mailer";
@@ -58,19 +58,21 @@ struct Summary {
     bad_addresses: u64,
     failures: u64,
     deferred: u64,
+    claimed_elsewhere: u64,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{PROGRAM}: examined={} sent={} renewed={} bad_addresses={} failures={} deferred_by_limit={}",
+            "{PROGRAM}: examined={} sent={} renewed={} bad_addresses={} failures={} deferred_by_limit={} claimed_by_other_run={}",
             self.examined,
             self.sent,
             self.renewed,
             self.bad_addresses,
             self.failures,
-            self.deferred
+            self.deferred,
+            self.claimed_elsewhere
         )
     }
 }
@@ -94,9 +96,13 @@ async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<Ex
 
     let outcome = loop {
         let result = run_once(&store, &mailer, &clock, &templates, &windows, run, &cancel).await;
+        let mut failed = 0;
         match result {
             Ok(summary) if run.dry_run => println!("{summary} (dry run: nothing sent or recorded)"),
-            Ok(summary) => println!("{summary}"),
+            Ok(summary) => {
+                println!("{summary}");
+                failed = summary.failures;
+            }
             Err(fatal) if run.daemon => {
                 eprintln!(
                     "{PROGRAM}: error: {:#} (retrying in {:?})",
@@ -106,8 +112,19 @@ async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<Ex
             }
             Err(fatal) => break Err(fatal),
         }
+        if failed > 0 {
+            // Cron and the operator must see that mail did not go out; the reminders
+            // are left for the next run.
+            eprintln!(
+                "{PROGRAM}: error: {failed} reminder(s) not delivered; left for the next run (see the warnings above)"
+            );
+        }
         if !run.daemon {
-            break Ok(ExitCode::SUCCESS);
+            break Ok(if failed > 0 {
+                ExitCode::from(cli::EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            });
         }
         tokio::select! {
             () = cancel.cancelled() => break Ok(ExitCode::SUCCESS),
@@ -150,6 +167,7 @@ async fn run_once(
         clock: Arc::clone(clock),
         templates: Arc::clone(templates),
         limiter: Limiter::new(run.mails_per_address_per_day, day_of(now)),
+        claims: (!run.dry_run).then(|| Claims::new(run.claim_lease)),
         dry_run: run.dry_run,
         cancel: cancel.clone(),
     };
@@ -161,5 +179,6 @@ async fn run_once(
         bad_addresses: tally.bad_addresses + selection.no_contact_registrations,
         failures: tally.failures,
         deferred: tally.deferred,
+        claimed_elsewhere: tally.claimed_elsewhere,
     })
 }

@@ -26,6 +26,9 @@ pub struct Reminder {
     /// Addresses from the registration's `mailto:` contacts, de-duplicated.
     pub addresses: Vec<String>,
     pub serials: Vec<String>,
+    /// The window's nag time in seconds: the certificates are due while no reminder was
+    /// recorded within this long of their expiry (checked again when claiming them).
+    pub nag_seconds: i64,
     pub data: ReminderData,
 }
 
@@ -95,6 +98,7 @@ pub async fn select(
                 addresses,
                 data: reminder_data(registration_id, &certs, now_s),
                 serials,
+                nag_seconds: nag,
             });
         }
     }

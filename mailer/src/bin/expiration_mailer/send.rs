@@ -1,9 +1,18 @@
 //! Sending the reminders of a run over `--parallel-sends` connections, recording each one
 //! right after the server accepted it (its own transaction), so that a crash between
 //! sending and recording repeats at most that one reminder and never skips one.
+//!
+//! Each reminder is claimed in the store before it is sent (see `mailer::db` claims), so a
+//! second run working at the same time skips it instead of sending it again.
+//!
+//! What a refusal means for the books: a permanent bad address (5xx, or an address refused
+//! before sending) is recorded and never retried; a temporary one (4xx, 450 "mailbox busy"
+//! included, although the mailer types it as a bad address) and any other failure leave
+//! the reminder to the next run, and count as failures (exit 1).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use mailer::cli::{Fatal, day_of, unix_seconds};
 use mailer::db::Store;
@@ -22,6 +31,27 @@ pub struct Tally {
     pub failures: u64,
     /// Left for a later run by the per-address daily limit.
     pub deferred: u64,
+    /// Claimed by another run working at the same time: that run sends them.
+    pub claimed_elsewhere: u64,
+}
+
+/// This run's claims: who we are in the store, and how long a claim lasts unless recorded
+/// or given back (what a killed run leaves behind). It should outlast one send, reconnects
+/// included; `--claim-lease`.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub owner: String,
+    pub lease: Duration,
+}
+
+impl Claims {
+    /// A fresh identity for this process's claims: its pid and 64 random bits.
+    pub fn new(lease: Duration) -> Claims {
+        Claims {
+            owner: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+            lease,
+        }
+    }
 }
 
 /// Everything the workers share.
@@ -31,6 +61,8 @@ pub struct Sender {
     pub clock: Arc<dyn Clock>,
     pub templates: Arc<Templates>,
     pub limiter: Limiter,
+    /// `None` in a dry run, which leaves the store as it is.
+    pub claims: Option<Claims>,
     pub dry_run: bool,
     pub cancel: CancellationToken,
 }
@@ -111,11 +143,26 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
         let Some(reminder) = lock(&shared.queue).pop_front() else {
             break None;
         };
+        match claim(s, &reminder).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    registration = reminder.registration_id,
+                    "claimed by another run, which sends it"
+                );
+                lock(&shared.tally).claimed_elsewhere += 1;
+                continue;
+            }
+            Err(e) => break Some(Stop::Store(e)),
+        }
         let to = match s.limiter.reserve(&s.store, &reminder.addresses).await {
             Ok(to) => to,
             Err(e) => break Some(Stop::Store(e.into())),
         };
         if to.is_empty() {
+            if let Err(e) = release(s, &reminder.serials).await {
+                break Some(Stop::Store(e));
+            }
             lock(&shared.tally).deferred += 1;
             continue;
         }
@@ -127,6 +174,9 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                     "cannot render the reminder: {e:#}"
                 );
                 s.limiter.release(&to);
+                if let Err(e) = release(s, &reminder.serials).await {
+                    break Some(Stop::Store(e));
+                }
                 lock(&shared.tally).failures += 1;
                 continue;
             }
@@ -136,6 +186,9 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                 Ok(c) => connection = Some(c),
                 Err(e) => {
                     s.limiter.release(&to);
+                    if let Err(e) = release(s, &reminder.serials).await {
+                        break Some(Stop::Store(e));
+                    }
                     lock(&shared.queue).push_front(reminder);
                     break Some(Stop::Unreachable(e));
                 }
@@ -144,7 +197,9 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
         let Some(conn) = connection.as_mut() else {
             continue;
         };
-        match conn.send_mail(&to, &subject, &body).await {
+        let result = conn.send_mail(&to, &subject, &body).await;
+        drop(body);
+        match result {
             Ok(_) => {
                 if s.dry_run {
                     println!(
@@ -159,7 +214,7 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                 }
                 lock(&shared.tally).sent += 1;
             }
-            Err(e) if e.is_bad_address() => {
+            Err(e) if e.is_permanent_bad_address() => {
                 tracing::warn!(registration = reminder.registration_id, "not retried: {e}");
                 s.limiter.release(&to);
                 if let Err(e) = record(s, &reminder.serials, &[]).await {
@@ -168,11 +223,16 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                 lock(&shared.tally).bad_addresses += 1;
             }
             Err(e) => {
-                tracing::warn!(
-                    registration = reminder.registration_id,
-                    "left for the next run: {e}"
-                );
+                let why = if e.is_temporary() {
+                    "temporary refusal, left for the next run"
+                } else {
+                    "left for the next run"
+                };
+                tracing::warn!(registration = reminder.registration_id, "{why}: {e}");
                 s.limiter.release(&to);
+                if let Err(e) = release(s, &reminder.serials).await {
+                    break Some(Stop::Store(e));
+                }
                 // The connection stays: the mailer reconnects on the next send by itself.
                 lock(&shared.tally).failures += 1;
             }
@@ -183,6 +243,36 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
         let _ = conn.close().await;
     }
     stop
+}
+
+/// Claims the reminder for this run; true when it is ours to send (always in a dry run).
+async fn claim(s: &Sender, reminder: &Reminder) -> Result<bool, Fatal> {
+    let Some(claims) = &s.claims else {
+        return Ok(true);
+    };
+    let now = unix_seconds(SystemTime::now());
+    let lease = i64::try_from(claims.lease.as_secs()).unwrap_or(i64::MAX / 4);
+    s.store
+        .claim_reminder(
+            &reminder.serials,
+            &claims.owner,
+            now,
+            now.saturating_add(lease.max(1)),
+            reminder.nag_seconds,
+        )
+        .await
+        .map_err(Fatal::from)
+}
+
+/// Gives the claim back: the reminder was not sent and the next run may try.
+async fn release(s: &Sender, serials: &[String]) -> Result<(), Fatal> {
+    let Some(claims) = &s.claims else {
+        return Ok(());
+    };
+    s.store
+        .release_claim(serials, &claims.owner)
+        .await
+        .map_err(Fatal::from)
 }
 
 /// Marks the reminder as done (not in a dry run, which leaves the store as it was).
