@@ -115,14 +115,7 @@ pub fn cause(err: &SmtpError) -> Cause {
         };
     }
     if let Some(kind) = io_kind(err) {
-        return match kind {
-            ErrorKind::UnexpectedEof | ErrorKind::NotConnected => Cause::Closed,
-            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => Cause::Reset,
-            ErrorKind::BrokenPipe => Cause::BrokenPipe,
-            ErrorKind::TimedOut => Cause::Timeout,
-            ErrorKind::ConnectionRefused => Cause::Refused,
-            _ => Cause::Other,
-        };
+        return cause_of_io(kind);
     }
     // lettre's read loop ends with this text when the server closed a plain connection
     // mid-reply or before replying at all; no io error is attached then.
@@ -130,6 +123,18 @@ pub fn cause(err: &SmtpError) -> Cause {
         return Cause::Closed;
     }
     Cause::Other
+}
+
+/// Why an io error ended the step.
+pub(crate) fn cause_of_io(kind: ErrorKind) -> Cause {
+    match kind {
+        ErrorKind::UnexpectedEof | ErrorKind::NotConnected => Cause::Closed,
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => Cause::Reset,
+        ErrorKind::BrokenPipe => Cause::BrokenPipe,
+        ErrorKind::TimedOut => Cause::Timeout,
+        ErrorKind::ConnectionRefused => Cause::Refused,
+        _ => Cause::Other,
+    }
 }
 
 /// The kind of the first io error in the source chain that says something about the

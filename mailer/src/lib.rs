@@ -17,8 +17,9 @@
 //! Connection::close(self).await -> Result<(), Error>               (QUIT)
 //! Sent { message_id, attempts }
 //! Error::{BadAddress{address, code, message}, InvalidAddress, NonAsciiAddress,
-//!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, GaveUp,
-//!         Timeout, Message}; Error::is_bad_address(), Error::code()
+//!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, Protocol,
+//!         GaveUp, Timeout, Message}; Error::is_bad_address(), is_temporary() (4xx),
+//!         is_permanent_bad_address(), code()
 //! disposition(&lettre::transport::smtp::Error) -> Disposition {Reconnect, BadAddress(code), Fatal}
 //! cause(&lettre::transport::smtp::Error) -> Cause {Closed, Reset, BrokenPipe, Reply421,
 //!          Timeout, Refused, Other}; BAD_ADDRESS_CODES
@@ -40,6 +41,7 @@
 //!   what `send_mail` does about each failure.
 //! - `reconnect`: the bounded reconnect loop with backoff sleeps.
 //! - `session`: opening one SMTP session over lettre's low-level connection; step failures.
+//! - `reply_check`: plain connections fail at once on a reply that is not SMTP (bare LF...).
 //! - `transaction`: MAIL/RCPT/DATA (pipelined when offered), the content, RSET, QUIT.
 //! - `disposition`: the pure retry decision over an SMTP error; the bad-address codes.
 //! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter; the [`Sleeper`].
@@ -61,6 +63,7 @@ mod error;
 mod mailer;
 mod message;
 mod reconnect;
+mod reply_check;
 mod session;
 mod transaction;
 

@@ -12,8 +12,9 @@ use lettre::transport::smtp::commands::Ehlo;
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::TlsMode;
-use crate::disposition::{Cause, Disposition, cause, disposition};
+use crate::disposition::{Cause, Disposition, cause, cause_of_io, disposition};
 use crate::error::{Error, Step};
+use crate::reply_check::{ReplyCheck, violation};
 
 /// What it takes to open a session; built once per `Mailer`.
 #[derive(Clone)]
@@ -43,6 +44,8 @@ pub(crate) struct Session {
 pub(crate) enum FailureKind {
     /// lettre's error (a reply, an io error, a TLS error...).
     Smtp(SmtpError),
+    /// The TCP connect, when we make it ourselves (plain connections, see `reply_check`).
+    Io(std::io::Error),
     /// The step did not finish within `step_timeout`.
     Timeout(Duration),
     /// Refused on our side before or instead of a step (e.g. no STARTTLS offered).
@@ -64,6 +67,7 @@ impl StepFailure {
     pub(crate) fn cause(&self) -> Cause {
         match &self.kind {
             FailureKind::Smtp(e) => cause(e),
+            FailureKind::Io(e) => cause_of_io(e.kind()),
             FailureKind::Timeout(_) => Cause::Timeout,
             FailureKind::Local(_) => Cause::Other,
         }
@@ -77,7 +81,13 @@ impl StepFailure {
                 Disposition::BadAddress(_) => Disposition::Fatal,
                 other => other,
             },
+            // Garbage from the server: another attempt would meet the same server.
+            FailureKind::Smtp(e) if not_smtp(e).is_some() => Disposition::Fatal,
             FailureKind::Smtp(e) => disposition(e),
+            FailureKind::Io(e) => match cause_of_io(e.kind()) {
+                Cause::Other => Disposition::Fatal,
+                _ => Disposition::Reconnect,
+            },
             // After a timeout we cannot know where the server is in the dialogue: start over.
             FailureKind::Timeout(_) => Disposition::Reconnect,
             FailureKind::Local(_) => Disposition::Fatal,
@@ -93,7 +103,11 @@ impl StepFailure {
     /// A short description for logs and `GaveUp`.
     pub(crate) fn describe(&self) -> String {
         match &self.kind {
-            FailureKind::Smtp(e) => format!("{}: {e}", self.step),
+            FailureKind::Smtp(e) => match not_smtp(e) {
+                Some(detail) => format!("{}: {detail}", self.step),
+                None => format!("{}: {e}", self.step),
+            },
+            FailureKind::Io(e) => format!("{}: {e}", self.step),
             FailureKind::Timeout(after) => format!("{} timed out after {after:?}", self.step),
             FailureKind::Local(e) => e.to_string(),
         }
@@ -103,6 +117,14 @@ impl StepFailure {
     pub(crate) fn into_error(self) -> Error {
         let step = self.step;
         match self.kind {
+            FailureKind::Smtp(source) if not_smtp(&source).is_some() => Error::Protocol {
+                step,
+                detail: not_smtp(&source).unwrap_or_default(),
+            },
+            FailureKind::Io(e) => Error::Protocol {
+                step,
+                detail: e.to_string(),
+            },
             FailureKind::Smtp(source) => match source.status() {
                 Some(code) => Error::Rejected {
                     step,
@@ -115,6 +137,23 @@ impl StepFailure {
             FailureKind::Local(e) => e,
         }
     }
+}
+
+/// What was wrong when the server's bytes were not an SMTP reply: our own check's verdict
+/// (plain connections), or lettre's parser failing (`error Tag at: xyz`), said plainly.
+pub(crate) fn not_smtp(err: &SmtpError) -> Option<String> {
+    if let Some(v) = violation(err) {
+        return Some(v.to_string());
+    }
+    if !err.is_response() || err.status().is_some() {
+        return None;
+    }
+    let text = err.to_string();
+    let (_, received) = text.split_once(" at: ")?;
+    Some(format!(
+        "the server's reply is not SMTP: no reply code (received \"{}\")",
+        received.escape_debug()
+    ))
 }
 
 /// The server's text of a negative reply (lettre keeps it as the error's source).
@@ -146,22 +185,29 @@ impl Dialer {
     /// as configured. Does not retry: the caller decides with [`StepFailure::disposition`].
     pub(crate) async fn open(&self) -> Result<Session, StepFailure> {
         let t = self.step_timeout;
-        let implicit = match self.tls {
-            TlsMode::Implicit => self.tls_parameters.clone(),
-            TlsMode::None | TlsMode::StartTls => None,
+        let mut conn = match self.tls {
+            TlsMode::None => self.connect_checked().await?,
+            // lettre does TLS (from the start, or after STARTTLS) inside its own stream,
+            // above anything we could hand it, so these replies go unchecked.
+            TlsMode::StartTls | TlsMode::Implicit => {
+                let implicit = match self.tls {
+                    TlsMode::Implicit => self.tls_parameters.clone(),
+                    TlsMode::None | TlsMode::StartTls => None,
+                };
+                step(
+                    t,
+                    Step::Connect,
+                    AsyncSmtpConnection::connect_tokio1(
+                        (self.server.as_str(), self.port),
+                        Some(t),
+                        &self.hello,
+                        implicit,
+                        None,
+                    ),
+                )
+                .await?
+            }
         };
-        let mut conn = step(
-            t,
-            Step::Connect,
-            AsyncSmtpConnection::connect_tokio1(
-                (self.server.as_str(), self.port),
-                Some(t),
-                &self.hello,
-                implicit,
-                None,
-            ),
-        )
-        .await?;
         if self.tls == TlsMode::StartTls {
             let Some(parameters) = self.tls_parameters.clone().filter(|_| conn.can_starttls())
             else {
@@ -193,6 +239,38 @@ impl Dialer {
             .await?;
         }
         Ok(Session { conn, pipelining })
+    }
+
+    /// A plain TCP connection whose replies are checked as they arrive (`reply_check`), with
+    /// lettre's greeting and EHLO on top. Only for plain sessions: STARTTLS would wrap the
+    /// checked stream in TLS, and the check would then see ciphertext.
+    async fn connect_checked(&self) -> Result<AsyncSmtpConnection, StepFailure> {
+        let t = self.step_timeout;
+        let failed = |kind| StepFailure {
+            step: Step::Connect,
+            recipient: None,
+            kind,
+            abandon: false,
+        };
+        let tcp = match tokio::time::timeout(
+            t,
+            tokio::net::TcpStream::connect((self.server.as_str(), self.port)),
+        )
+        .await
+        {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(failed(FailureKind::Io(e))),
+            Err(_) => return Err(failed(FailureKind::Timeout(t))),
+        };
+        step(
+            t,
+            Step::Connect,
+            AsyncSmtpConnection::connect_with_transport(
+                Box::new(ReplyCheck::new(tcp)),
+                &self.hello,
+            ),
+        )
+        .await
     }
 
     /// lettre keeps only the EHLO keywords it uses, PIPELINING not among them, so ask
