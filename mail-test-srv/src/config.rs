@@ -172,6 +172,8 @@ pub struct Config {
     pub faults: Vec<FaultRule>,
     /// Seed of every random fault decision; `None` picks one at random (always reported).
     pub seed: Option<u64>,
+    /// Outages planned at start (`--outage-at`), counted from when the server is up.
+    pub outages: Vec<crate::outage::Scheduled>,
 }
 
 impl Default for Config {
@@ -192,6 +194,7 @@ impl Default for Config {
             max_event_bytes: crate::fault::EventLog::DEFAULT_MAX_BYTES,
             faults: Vec::new(),
             seed: None,
+            outages: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`stats`]: atomic counters.
 //! - [`http`]: the original text routes, the JSON API under `/api/v1`, `/metrics`, `/healthz`.
 //! - [`transcript`]: every session's lines, summary and outcome, bounded.
+//! - [`outage`]: the server gone away (listener closed, or a blackhole) for a while.
 //! - `server`: [`State`] (the per-instance handle), [`run`] and [`start`] / [`ServerHandle`].
 //!
 //! Nothing here is global: two servers in one process share nothing.
@@ -17,6 +18,7 @@
 pub mod config;
 pub mod fault;
 pub mod http;
+pub mod outage;
 mod server;
 pub mod smtp;
 pub mod stats;

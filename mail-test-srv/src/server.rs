@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::Config;
 use crate::config::TlsMode;
 use crate::fault::FaultEngine;
+use crate::outage::{self, Outages};
 use crate::smtp::inflight::InflightBudget;
 use crate::smtp::{Settings, connection};
 use crate::stats::Stats;
@@ -47,6 +48,8 @@ struct Shared {
     inflight: InflightBudget,
     /// Session transcripts, open and kept.
     sessions: Sessions,
+    /// The outage on now, if any (`POST /api/v1/outage`, `--outage-at`).
+    outages: Outages,
     /// Built once by [`start`]; `run` builds it from `config` when absent.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -66,7 +69,6 @@ impl State {
         State {
             inner: Arc::new(Shared {
                 store,
-                faults,
                 stats: Stats::default(),
                 strict: AtomicBool::new(config.strict),
                 inflight: InflightBudget::new(config.limits.max_inflight_bytes),
@@ -75,6 +77,8 @@ impl State {
                     config.limits.max_sessions,
                     config.limits.max_transcript_bytes,
                 ),
+                outages: Outages::new(faults.clone()),
+                faults,
                 tls,
                 config,
             }),
@@ -95,6 +99,10 @@ impl State {
     /// The sessions' transcripts.
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+    /// The outage of the SMTP side on now, if any.
+    pub fn outages(&self) -> &Outages {
+        &self.inner.outages
     }
     /// The budget of message bytes being received now, over all sessions.
     pub fn inflight(&self) -> &InflightBudget {
@@ -175,10 +183,14 @@ pub async fn run(
     let implicit_tls = config.tls == TlsMode::Implicit;
     let max_connections = config.limits.max_connections;
 
+    // Closed during a `refuse` outage, bound again after it.
+    let mut smtp = outage::Listener::new(smtp, state.outages())?;
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     // The HTTP API with its own limits (connections, header and idle timeouts).
     tracker.spawn(crate::http::serve(http, state.clone(), stop.clone()));
+    // Ends outages on time and begins the `--outage-at` ones.
+    tracker.spawn(outage::clock(state.clone(), stop.clone()));
 
     tokio::pin!(shutdown);
     let stats = state.stats();
@@ -201,6 +213,19 @@ pub async fn run(
         };
         next_id += 1;
         Stats::bump(&stats.connections_total);
+        if let Some(down) = state.outages().blackhole() {
+            // Over the limit it is dropped rather than answered: a blackhole says nothing.
+            if stats.connections_open.load(Ordering::Relaxed) < max_connections as u64 {
+                let guard = OpenConnection::new(state.clone());
+                let swallow =
+                    outage::swallow(tcp, peer, next_id, state.clone(), down, stop.clone());
+                tracker.spawn(async move {
+                    swallow.await;
+                    drop(guard);
+                });
+            }
+            continue;
+        }
         if stats.connections_open.load(Ordering::Relaxed) >= max_connections as u64 {
             Stats::bump(&stats.connections_refused);
             tracker.spawn(connection::refuse(

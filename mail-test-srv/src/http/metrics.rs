@@ -72,6 +72,8 @@ struct Report {
     sessions: Sessions,
     faults: Faults,
     seed: u64,
+    /// The SMTP side gone away now (`/api/v1/outage`), or `null`.
+    outage: Option<crate::outage::Status>,
     /// Non-zero (stage, action kind) pairs, for the labelled metric.
     #[serde(skip)]
     injected: Vec<(Stage, &'static str, u64)>,
@@ -132,6 +134,7 @@ impl Report {
                 events_dropped: engine.events().dropped(),
             },
             seed: engine.seed(),
+            outage: state.outages().status(),
             injected,
         }
     }
@@ -269,6 +272,12 @@ impl Report {
             self.faults.events_dropped,
         );
         metric("seed", "gauge", "Seed of the fault decisions.", self.seed);
+        metric(
+            "outage_active",
+            "gauge",
+            "1 while the SMTP side is gone away (an outage), 0 otherwise.",
+            u64::from(self.outage.is_some()),
+        );
         out.push_str(
             "# HELP mail_test_srv_faults_injected_total Faults injected, by stage and action.\n\
              # TYPE mail_test_srv_faults_injected_total counter\n",

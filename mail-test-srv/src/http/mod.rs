@@ -5,6 +5,7 @@
 //! - `control.rs`: `/api/v1/faults`, `/api/v1/events`, `/api/v1/reset`.
 //! - `metrics.rs`: `/api/v1/stats`, `/metrics` (Prometheus text), `/healthz`.
 //! - `settings.rs`: `/api/v1/settings`, what may change at runtime (`strict`).
+//! - `outage.rs`: `/api/v1/outage`, the SMTP side gone away for a while.
 //! - `sessions.rs`: `/api/v1/sessions...`, every session's summary and transcript.
 //! - `guard.rs`: checks before any handler (DNS rebinding, CSRF) and `nosniff` on every response.
 //! - `serve.rs`: the listener with its limits (connections, header and idle timeouts).
@@ -18,6 +19,7 @@ mod guard;
 mod legacy;
 mod messages;
 mod metrics;
+mod outage;
 mod serve;
 mod sessions;
 mod settings;
@@ -54,6 +56,10 @@ pub fn router(state: State) -> axum::Router {
         .route("/events", get(control::events))
         .route("/reset", axum::routing::post(control::reset))
         .route("/stats", get(metrics::stats))
+        .route(
+            "/outage",
+            get(outage::get).post(outage::post).delete(outage::delete),
+        )
         .route("/settings", get(settings::get).patch(settings::patch))
         .route("/sessions", get(sessions::list))
         .route("/sessions/{id}", get(sessions::one))

@@ -26,6 +26,7 @@ use super::settings::Settings;
 use super::stream::Stream;
 use crate::State;
 use crate::config::TlsMode;
+use crate::outage::{self, Down, Mode};
 use crate::stats::Stats;
 use crate::transcript::{Dir, Outcome, TlsInfo};
 
@@ -55,6 +56,10 @@ pub async fn serve(
     let _ = tcp.set_nodelay(true);
     let idle = settings.limits.idle_timeout;
     let recorder = state.sessions().open(connection, peer);
+    // Resolves when an outage hits this session (one on already counts): it is then reset
+    // or silenced (`crate::outage::cut`). Taken now, pinned once like `cancelled` below.
+    let outage = state.outages().watch().into_hit();
+    tokio::pin!(outage);
     let mut stream = if settings.tls_mode == TlsMode::Implicit {
         let Some(acceptor) = settings.acceptor.clone() else {
             return;
@@ -98,9 +103,19 @@ pub async fn serve(
     tokio::pin!(cancelled);
     let lifetime = tokio::time::sleep(settings.limits.max_session_time);
     tokio::pin!(lifetime);
-    let mut flow = match watch_peer(session.greet(), &mut stream, lifetime.as_mut()).await {
+    let mut flow = match watch_peer(
+        session.greet(),
+        &mut stream,
+        lifetime.as_mut(),
+        outage.as_mut(),
+    )
+    .await
+    {
         Watched::Done(flow, _) => flow,
         Watched::PeerGone => return,
+        Watched::Outage(down) => {
+            return outage::cut(stream, session.recorder(), down, &state, &shutdown).await;
+        }
         Watched::TimeUp => session_time_up(&mut session, &state),
     };
     // Idle time counts from when the server starts waiting after the session last made
@@ -126,7 +141,7 @@ pub async fn serve(
             }
             Flow::Hang => {
                 if flush(&mut stream, &mut session.out, idle).await.is_ok() {
-                    hang(stream, &shutdown, idle, lifetime).await;
+                    hang(stream, &shutdown, idle, lifetime, outage).await;
                 }
                 return;
             }
@@ -155,13 +170,17 @@ pub async fn serve(
             }
         }
         let buffered = buf.len();
-        let stepped = match watch_peer(session.step(&mut buf), &mut stream, lifetime.as_mut()).await
+        let step = session.step(&mut buf);
+        let stepped = match watch_peer(step, &mut stream, lifetime.as_mut(), outage.as_mut()).await
         {
             Watched::Done(stepped, early) => {
                 buf.extend_from_slice(&early);
                 stepped
             }
             Watched::PeerGone => return,
+            Watched::Outage(down) => {
+                return outage::cut(stream, session.recorder(), down, &state, &shutdown).await;
+            }
             Watched::TimeUp => Some(session_time_up(&mut session, &state)),
         };
         if let Some(next) = stepped {
@@ -187,6 +206,9 @@ pub async fn serve(
                 _ = &mut cancelled => {
                     session.shutting_down();
                     break Flow::Close;
+                }
+                down = &mut outage => {
+                    return outage::cut(stream, session.recorder(), down, &state, &shutdown).await;
                 }
                 read = stream.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return,
@@ -237,6 +259,8 @@ enum Watched<T> {
     PeerGone,
     /// The session reached `max_session_time` first.
     TimeUp,
+    /// An outage hit the session first.
+    Outage(Down),
 }
 
 /// Runs `step` while watching the socket, so a slow step (a `delay` fault) does not keep a
@@ -247,6 +271,7 @@ async fn watch_peer<T>(
     step: impl std::future::Future<Output = T>,
     stream: &mut Stream,
     mut lifetime: Pin<&mut Sleep>,
+    mut outage: Pin<&mut impl std::future::Future<Output = Down>>,
 ) -> Watched<T> {
     tokio::pin!(step);
     let mut early = Vec::new();
@@ -260,6 +285,7 @@ async fn watch_peer<T>(
                 Ok(n) => early.extend_from_slice(&scratch[..n]),
             },
             _ = &mut lifetime => return Watched::TimeUp,
+            down = &mut outage => return Watched::Outage(down),
         }
     }
 }
@@ -320,14 +346,18 @@ async fn close_within(mut stream: Stream, shutdown: &CancellationToken, linger: 
 
 /// Never answers again: reads and discards until the client gives up (closes, or sends
 /// nothing for `idle`), the session reaches its lifetime, or the server stops. The
-/// connection is then dropped without a word, as a hung server's would be.
+/// connection is then dropped without a word, as a hung server's would be; a `refuse`
+/// outage resets it at once.
 async fn hang(
     mut stream: Stream,
     shutdown: &CancellationToken,
     idle: Duration,
     lifetime: Pin<&mut Sleep>,
+    mut outage: Pin<&mut impl std::future::Future<Output = Down>>,
 ) {
     let mut sink = [0u8; 4096];
+    // A blackhole changes nothing for a session already silent; only a reset ends it early.
+    let mut outage_armed = true;
     let silence = tokio::time::sleep(idle);
     tokio::pin!(silence);
     tokio::pin!(lifetime);
@@ -340,6 +370,10 @@ async fn hang(
             _ = &mut silence => return,
             _ = &mut lifetime => return,
             _ = shutdown.cancelled() => return,
+            down = &mut outage, if outage_armed => match down.mode {
+                Mode::Refuse => return stream.reset(),
+                Mode::Blackhole => outage_armed = false,
+            },
         }
     }
 }

@@ -151,6 +151,11 @@ pub struct Cli {
     /// Seed of every random fault decision; random when absent (always printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// The SMTP side gone away for FOR, AFTER the READY line, repeatable: MODE `refuse`
+    /// (the default: listener closed, sessions reset) or `blackhole` (accepted, never
+    /// answered), e.g. `5s:10s`, `1m:30s:blackhole`. The same as `POST /api/v1/outage`.
+    #[arg(long = "outage-at", value_name = "AFTER:FOR[:MODE]")]
+    outages: Vec<mail_test_srv::outage::Scheduled>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -371,6 +376,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
         max_event_bytes: cli.max_event_bytes,
         faults,
         seed: cli.seed,
+        outages: cli.outages,
     };
     Ok(Resolved { config, notes })
 }
