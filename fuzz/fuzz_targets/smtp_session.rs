@@ -123,7 +123,7 @@ async fn drive(selector: u8, chunk: usize, mut input: &[u8]) {
                 buf.clear();
                 session.tls_started();
             }
-            Flow::Close | Flow::Reset | Flow::Hang => break,
+            Flow::Close | Flow::Reset | Flow::Hang | Flow::AbortTls => break,
         }
         if let Some(next) = session.step(&mut buf).await {
             flow = next;

@@ -32,6 +32,19 @@ pub enum CertSource {
     Generate { dir: PathBuf },
 }
 
+/// A deliberately wrong certificate (`--tls-cert-fault`), so a client's certificate checks
+/// can be tested; only with a generated certificate (`CertSource::Generate`), whose `ca.pem`
+/// is written as usual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertFault {
+    /// Signed by the generated CA, for localhost, but expired years ago.
+    Expired,
+    /// Signed by the generated CA, valid, but for `wrong.example` only.
+    WrongHost,
+    /// For localhost and valid, but self-signed: no chain to the generated CA.
+    Untrusted,
+}
+
 /// Which AUTH the server offers and enforces.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AuthMode {
@@ -156,6 +169,8 @@ pub struct Config {
     pub auth: AuthMode,
     /// Refuse AUTH and MAIL before STARTTLS with 530, as a submission server would.
     pub require_tls: bool,
+    /// Serve a wrong certificate (`--tls-cert-fault`); needs a generated certificate.
+    pub tls_cert_fault: Option<CertFault>,
     /// RFC 5321 path syntax for MAIL and RCPT (`--strict`); the default reads paths leniently,
     /// as real clients send them (`MAIL FROM:<"Name" <a@b>>`). Changeable at runtime.
     pub strict: bool,
@@ -186,6 +201,7 @@ impl Default for Config {
             cert: None,
             auth: AuthMode::AcceptAny,
             require_tls: false,
+            tls_cert_fault: None,
             strict: false,
             bare_lf: BareLf::Keep,
             transcripts: true,

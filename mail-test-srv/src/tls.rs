@@ -3,6 +3,10 @@
 //! The generated CA exists so a client under test can trust the server the proper way
 //! (pointing at `ca.pem`) instead of turning verification off. Only the ring provider is
 //! used: with aws-lc also compiled in, rustls' default builder panics (see CRATES.md).
+//!
+//! `--tls-cert-fault` swaps the leaf for a wrong one ([`CertFault`]): expired or for another
+//! host (both still signed by the CA), or self-signed outside it. `ca.pem` is written as
+//! usual, so a client that trusts it fails for exactly that one reason.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{CertSource, Config, TlsMode};
+use crate::config::{CertFault, CertSource, Config, TlsMode};
 
 /// Why TLS could not be set up; each names the file or step at fault.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +45,16 @@ pub enum TlsError {
     NoKey(PathBuf),
     #[error("cannot generate the test certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error(
+        "--tls-cert-fault needs a generated certificate (--generate-cert, or --tls alone), not --cert/--key"
+    )]
+    CertFaultNeedsGenerated,
     #[error("certificate and key rejected: {0}")]
     Rustls(#[from] rustls::Error),
 }
+
+/// The only name in the `wrong-host` certificate: a reserved name no test server answers to.
+pub const WRONG_HOST: &str = "wrong.example";
 
 /// The PEM files written by [`generate`].
 #[derive(Debug, Clone)]
@@ -64,9 +75,12 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsEr
     }
     let (certs, key) = match &config.cert {
         None => return Err(TlsError::NoSource),
+        Some(CertSource::Files { .. }) if config.tls_cert_fault.is_some() => {
+            return Err(TlsError::CertFaultNeedsGenerated);
+        }
         Some(CertSource::Files { cert, key }) => load_pem(cert, key)?,
         Some(CertSource::Generate { dir }) => {
-            let files = generate(dir)?;
+            let files = generate_with_fault(dir, config.tls_cert_fault)?;
             load_pem(&files.cert, &files.key)?
         }
     };
@@ -121,6 +135,14 @@ pub fn load_pem(
 /// Generates a CA and a leaf for `localhost` and `127.0.0.1`, and writes `ca.pem`,
 /// `cert.pem` and `key.pem` into `dir` (created when missing).
 pub fn generate(dir: &Path) -> Result<GeneratedFiles, TlsError> {
+    generate_with_fault(dir, None)
+}
+
+/// Like [`generate`], with the leaf in `cert.pem` made wrong as `fault` says.
+pub fn generate_with_fault(
+    dir: &Path,
+    fault: Option<CertFault>,
+) -> Result<GeneratedFiles, TlsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
@@ -136,18 +158,30 @@ pub fn generate(dir: &Path) -> Result<GeneratedFiles, TlsError> {
     let issuer = Issuer::from_params(&ca_params, &ca_key);
 
     let leaf_key = KeyPair::generate()?;
-    let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let names = match fault {
+        Some(CertFault::WrongHost) => vec![WRONG_HOST.to_owned()],
+        _ => vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+    };
+    let mut leaf_params = CertificateParams::new(names.clone())?;
     leaf_params
         .distinguished_name
-        .push(DnType::CommonName, "localhost");
+        .push(DnType::CommonName, names[0].as_str());
+    if fault == Some(CertFault::Expired) {
+        // Long past, and long enough ago that no clock skew allowance reaches it.
+        leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }
     leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf_params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    leaf_params.use_authority_key_identifier_extension = true;
-    let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer)?;
+    let leaf_cert = if fault == Some(CertFault::Untrusted) {
+        leaf_params.self_signed(&leaf_key)?
+    } else {
+        leaf_params.use_authority_key_identifier_extension = true;
+        leaf_params.signed_by(&leaf_key, &issuer)?
+    };
 
     fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_owned(),

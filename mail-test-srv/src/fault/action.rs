@@ -1,5 +1,6 @@
 //! What an injected fault does: [`Action`], its text form (`close`, `reply=550`,
-//! `delay=2s`...) and its JSON form (`"close"`, `{"reply":550}`, `{"delay":"2s"}`).
+//! `delay=2s`, `slow=100/s`...) and its JSON form (`"close"`, `{"reply":550}`, `{"delay":"2s"}`,
+//! `{"slow":"100/s"}`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,6 +32,18 @@ pub enum Action {
     /// Only at `rcpt`: `451 4.7.1` for a (client IP, sender, recipient) triple until this long
     /// after it was first seen, then accept it (greylisting).
     Greylist(Duration),
+    /// Only at `starttls`: answer 220, read the client's ClientHello, then abort with RST
+    /// before the handshake completes.
+    Abort,
+    /// Send the first half of the reply the command would get, never its CRLF, then close.
+    Truncate,
+    /// Send bytes that are no SMTP reply instead of the reply, then close.
+    Garbage,
+    /// The reply the command would get, its lines ending in a bare LF; the session goes on.
+    BareLf,
+    /// The reply the command would get, trickled at this many bytes a second; the session
+    /// goes on.
+    Slow(u32),
 }
 
 /// Longest `delay=` accepted: longer is surely a typo, and would pin a session for ever.
@@ -39,7 +52,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(3600);
 impl Action {
     /// Every action kind name, in the order of [`Action::kind_index`]; bounded labels for
     /// stats and metrics (`reply=550` and `reply=451` are both `reply`).
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 13] = [
         "close",
         "reset",
         "421",
@@ -48,6 +61,11 @@ impl Action {
         "hang",
         "accept-close",
         "greylist",
+        "abort",
+        "truncate",
+        "garbage",
+        "bare-lf",
+        "slow",
     ];
 
     /// Position of this action's kind in [`Action::KINDS`].
@@ -61,6 +79,11 @@ impl Action {
             Action::Hang => 5,
             Action::AcceptClose => 6,
             Action::Greylist(_) => 7,
+            Action::Abort => 8,
+            Action::Truncate => 9,
+            Action::Garbage => 10,
+            Action::BareLf => 11,
+            Action::Slow(_) => 12,
         }
     }
 
@@ -86,6 +109,34 @@ impl Action {
     fn greylist(text: &str) -> Result<Action, RuleParseError> {
         Ok(Action::Greylist(duration("greylist", text)?))
     }
+
+    /// `slow=BYTES/s`: the unit is spelled out so the number cannot be read as a duration.
+    fn slow(text: &str) -> Result<Action, RuleParseError> {
+        let bad = || {
+            RuleParseError(format!(
+                "bad slow rate {text:?} (expected BYTES/s with BYTES from 1 to {}, e.g. slow=100/s)",
+                u32::MAX
+            ))
+        };
+        let rate: u32 = text
+            .strip_suffix("/s")
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
+        if rate == 0 {
+            return Err(bad());
+        }
+        Ok(Action::Slow(rate))
+    }
+
+    /// Whether this action reshapes the reply the command gets rather than replacing it
+    /// (the command still runs).
+    pub fn shapes_reply(&self) -> bool {
+        matches!(
+            self,
+            Action::Truncate | Action::Garbage | Action::BareLf | Action::Slow(_)
+        )
+    }
 }
 
 /// A duration of an action (`delay=2s`, `greylist=5m`), at most [`MAX_DELAY`].
@@ -110,6 +161,7 @@ impl fmt::Display for Action {
             Action::Reply(code) => write!(f, "reply={code}"),
             Action::Delay(d) => write!(f, "delay={}", humantime::format_duration(*d)),
             Action::Greylist(d) => write!(f, "greylist={}", humantime::format_duration(*d)),
+            Action::Slow(rate) => write!(f, "slow={rate}/s"),
             other => f.write_str(other.kind()),
         }
     }
@@ -124,6 +176,10 @@ impl FromStr for Action {
             "421" => return Ok(Action::Reply421),
             "hang" => return Ok(Action::Hang),
             "accept-close" => return Ok(Action::AcceptClose),
+            "abort" => return Ok(Action::Abort),
+            "truncate" => return Ok(Action::Truncate),
+            "garbage" => return Ok(Action::Garbage),
+            "bare-lf" => return Ok(Action::BareLf),
             _ => {}
         }
         if let Some(code) = s.strip_prefix("reply=") {
@@ -140,8 +196,11 @@ impl FromStr for Action {
         if let Some(window) = s.strip_prefix("greylist=") {
             return Action::greylist(window);
         }
+        if let Some(rate) = s.strip_prefix("slow=") {
+            return Action::slow(rate);
+        }
         Err(RuleParseError(format!(
-            "unknown action {s:?} (expected one of close, reset, 421, reply=CODE, delay=DURATION, hang, accept-close, greylist=DURATION)"
+            "unknown action {s:?} (expected one of close, reset, 421, reply=CODE, delay=DURATION, hang, accept-close, greylist=DURATION, abort, truncate, garbage, bare-lf, slow=BYTES/s)"
         )))
     }
 }
@@ -164,6 +223,11 @@ impl Serialize for Action {
                 map.serialize_entry("greylist", &humantime::format_duration(*d).to_string())?;
                 map.end()
             }
+            Action::Slow(rate) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("slow", &format!("{rate}/s"))?;
+                map.end()
+            }
             other => serializer.serialize_str(other.kind()),
         }
     }
@@ -181,7 +245,7 @@ struct ActionVisitor;
 impl<'de> Visitor<'de> for ActionVisitor {
     type Value = Action;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(r#"an action: "close", "reset", "421", "hang", "accept-close", {"reply":CODE} or {"delay":"DURATION"}"#)
+        f.write_str(r#"an action: "close", "reset", "421", "hang", "accept-close", "abort", "truncate", "garbage", "bare-lf", {"reply":CODE}, {"delay":"DURATION"}, {"greylist":"DURATION"} or {"slow":"BYTES/s"}"#)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Action, E> {
         v.parse().map_err(E::custom)
@@ -215,9 +279,13 @@ impl<'de> Visitor<'de> for ActionVisitor {
                 let text: String = map.next_value()?;
                 Action::greylist(&text).map_err(de::Error::custom)?
             }
+            "slow" => {
+                let text: String = map.next_value()?;
+                Action::slow(&text).map_err(de::Error::custom)?
+            }
             other => {
                 return Err(de::Error::custom(format!(
-                    "unknown action key {other:?} (expected \"reply\", \"delay\" or \"greylist\")"
+                    "unknown action key {other:?} (expected \"reply\", \"delay\", \"greylist\" or \"slow\")"
                 )));
             }
         };

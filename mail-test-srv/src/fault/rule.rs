@@ -150,6 +150,13 @@ impl FaultRule {
                 self.stage
             )));
         }
+        // Only STARTTLS has a handshake to abort: elsewhere `reset` does the same.
+        if self.action == Action::Abort && self.stage != Stage::StartTls {
+            return Err(RuleParseError(format!(
+                "action abort is only valid at stage starttls, not {}",
+                self.stage
+            )));
+        }
         if self.stage == Stage::Outage {
             return Err(RuleParseError(
                 "stage outage takes no rules: start one with POST /api/v1/outage or --outage-at"

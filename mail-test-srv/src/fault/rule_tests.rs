@@ -119,6 +119,47 @@ fn greylist_and_starttls_rules_in_both_forms() {
 }
 
 #[test]
+fn tls_and_reply_shape_rules_in_both_forms() {
+    // (text, the action, its JSON form)
+    let table: &[(&str, Action, &str)] = &[
+        ("starttls:abort", Action::Abort, r#""abort""#),
+        ("starttls:reply=454:first=1", Action::Reply(454), r#"{"reply":454}"#),
+        ("mail:truncate", Action::Truncate, r#""truncate""#),
+        ("ehlo:garbage:every=2", Action::Garbage, r#""garbage""#),
+        ("connect:bare-lf", Action::BareLf, r#""bare-lf""#),
+        ("data-end:slow=100/s", Action::Slow(100), r#"{"slow":"100/s"}"#),
+        ("starttls:slow=1/s", Action::Slow(1), r#"{"slow":"1/s"}"#),
+    ];
+    for (text, action, json_action) in table {
+        let r = rule(text);
+        assert_eq!(&r.action, action, "{text}");
+        assert_eq!(r.to_string(), *text);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(&format!(r#""action":{json_action}"#)), "{json}");
+        assert_eq!(serde_json::from_str::<FaultRule>(&json).unwrap(), r, "{json}");
+    }
+    assert_eq!(
+        serde_json::from_str::<FaultRule>(r#"{"stage":"rcpt","action":{"slow":"5/s"}}"#).unwrap(),
+        rule("rcpt:slow=5/s")
+    );
+    assert!(err("mail:abort").contains("action abort is only valid at stage starttls, not mail"));
+    assert!(err("connect:abort").contains("only valid at stage starttls"));
+    for bad in ["mail:slow=0/s", "mail:slow=10", "mail:slow=x/s", "mail:slow=5000000000/s"] {
+        assert!(err(bad).contains("bad slow rate"), "{bad}");
+    }
+    let refused = serde_json::from_str::<FaultRule>(r#"{"stage":"mail","action":{"slow":"0/s"}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("bad slow rate"), "{refused}");
+    assert!(
+        serde_json::from_str::<FaultRule>(r#"{"stage":"mail","action":"abort"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("only valid at stage starttls")
+    );
+}
+
+#[test]
 fn display_round_trips() {
     for text in [
         "mail:close:35%",
@@ -268,6 +309,10 @@ mod properties {
             Just(Action::Hang),
             (400u16..=599).prop_map(Action::Reply),
             (0u64..3_600_000).prop_map(|ms| Action::Delay(Duration::from_millis(ms))),
+            Just(Action::Truncate),
+            Just(Action::Garbage),
+            Just(Action::BareLf),
+            (1u32..=u32::MAX).prop_map(Action::Slow),
         ]
     }
 

@@ -126,6 +126,21 @@ pub async fn serve(
     let mut waiting_since = Instant::now();
     let mut progressed = true;
     loop {
+        // A `slow` fault's reply goes out paced, before whatever the flow does next.
+        if let Some(slow) = session.slow.take()
+            && super::shape::trickle(
+                &mut stream,
+                &mut session.out,
+                slow,
+                idle,
+                lifetime.as_mut(),
+                &shutdown,
+            )
+            .await
+            .is_err()
+        {
+            return;
+        }
         match flow {
             Flow::Continue => {}
             Flow::Close => {
@@ -142,6 +157,12 @@ pub async fn serve(
             Flow::Hang => {
                 if flush(&mut stream, &mut session.out, idle).await.is_ok() {
                     hang(stream, &shutdown, idle, lifetime, outage).await;
+                }
+                return;
+            }
+            Flow::AbortTls => {
+                if flush(&mut stream, &mut session.out, idle).await.is_ok() {
+                    super::abort::abort_handshake(&session, stream, idle).await;
                 }
                 return;
             }

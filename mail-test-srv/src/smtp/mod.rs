@@ -10,7 +10,10 @@
 //!   `verbs.rs` has one handler per verb, `auth.rs` the SASL exchanges.
 //! - `connection.rs`: the socket loop (read, batch, flush, close / reset / hang / STARTTLS).
 //! - `stream.rs`: plain or TLS stream, with a real TCP reset.
+//! - `shape.rs`: reply-shape faults (truncate, garbage, bare LF, slow); `abort.rs` the
+//!   `abort` fault that resets a STARTTLS handshake.
 
+mod abort;
 mod auth;
 pub mod connection;
 pub mod data;
@@ -21,6 +24,7 @@ mod recording;
 pub mod reply;
 pub mod session;
 pub mod settings;
+mod shape;
 pub mod stream;
 mod verbs;
 

@@ -36,6 +36,8 @@ pub enum Flow {
     Hang,
     /// Flush the 220, drop buffered input, and start the TLS handshake (RFC 3207).
     StartTls,
+    /// Flush the 220, read the client's ClientHello, then abort with RST (an `abort` fault).
+    AbortTls,
 }
 
 /// Who owns the next bytes from the client.
@@ -90,6 +92,11 @@ pub struct Session {
     pub(super) recorder: Option<Recorder>,
     /// The message the last end of DATA stored, if it stored one.
     last_stored: Option<u64>,
+    /// A reply-shape fault fired in this step: how to reshape the reply (`shape.rs`).
+    pub(super) shape: Option<Action>,
+    /// Where in `out` a reply to trickle starts, and at how many bytes a second; taken by
+    /// the connection, which writes it (`slow=BYTES/s`).
+    pub(super) slow: Option<super::shape::Slow>,
     /// Replies not yet written to the socket.
     pub out: Vec<u8>,
 }
@@ -120,6 +127,8 @@ impl Session {
             inflight: None,
             recorder: None,
             last_stored: None,
+            shape: None,
+            slow: None,
             out: Vec::with_capacity(1024),
         }
     }
@@ -137,6 +146,7 @@ impl Session {
                 Flow::Continue
             }
         };
+        let flow = self.reshape(before, flow);
         self.record_replies_since(before);
         flow
     }
@@ -197,6 +207,7 @@ impl Session {
     pub async fn step(&mut self, buf: &mut BytesMut) -> Option<Flow> {
         let before = self.out.len();
         let flow = self.step_unit(buf).await;
+        let flow = flow.map(|flow| self.reshape(before, flow));
         self.record_replies_since(before);
         flow
     }
@@ -367,7 +378,14 @@ impl Session {
         self.record_fault(&decision);
         if matches!(
             action,
-            Action::Close | Action::AcceptClose | Action::Reset | Action::Reply421 | Action::Hang
+            Action::Close
+                | Action::AcceptClose
+                | Action::Reset
+                | Action::Reply421
+                | Action::Hang
+                | Action::Abort
+                | Action::Truncate
+                | Action::Garbage
         ) {
             self.record_outcome(Outcome::ServerFault(decision.rule.action.clone()));
         }
@@ -393,6 +411,17 @@ impl Session {
                 None
             }
             Action::Hang => Some(Flow::Hang),
+            // Only at STARTTLS (see `FaultRule::validate`): the client must believe the
+            // handshake may start, so it sends its ClientHello.
+            Action::Abort => {
+                reply::push_static(&mut self.out, b"220 2.0.0 Ready to start TLS\r\n");
+                Some(Flow::AbortTls)
+            }
+            // The command runs; `step` reshapes the reply it gets.
+            Action::Truncate | Action::Garbage | Action::BareLf | Action::Slow(_) => {
+                self.shape = Some(action);
+                None
+            }
             // RFC 6647 4.2: a greylisting refusal is a temporary 451.
             Action::Greylist(_) => {
                 reply::push_static(

@@ -55,7 +55,7 @@ impl Session {
                 );
                 Flow::Continue
             }
-            Command::StartTls => self.handle_starttls(),
+            Command::StartTls => self.handle_starttls().await,
             Command::Auth { mechanism, initial } => self.handle_auth(mechanism, initial).await,
         }
     }
@@ -235,7 +235,7 @@ impl Session {
         Flow::Close
     }
 
-    fn handle_starttls(&mut self) -> Flow {
+    async fn handle_starttls(&mut self) -> Flow {
         if self.settings.tls_mode != TlsMode::StartTls || self.settings.acceptor.is_none() {
             self.error(502, "5.5.1", "STARTTLS not available");
             return Flow::Continue;
@@ -243,6 +243,9 @@ impl Session {
         if self.tls {
             self.error(503, "5.5.1", "already under TLS");
             return Flow::Continue;
+        }
+        if let Some(flow) = self.fault(Stage::StartTls, FaultContext::default()).await {
+            return flow;
         }
         push_static(&mut self.out, b"220 2.0.0 Ready to start TLS\r\n");
         Flow::StartTls

@@ -279,7 +279,11 @@ impl Record {
 
 /// A line as it may be shown: UTF-8 as it is, anything else escaped, cut at [`MAX_LINE`].
 fn shown(raw: &[u8]) -> Box<str> {
-    let raw = raw.strip_suffix(b"\r\n").unwrap_or(raw);
+    // A reply sent with a bare LF (the `bare-lf` fault) shows like any other line.
+    let raw = raw
+        .strip_suffix(b"\r\n")
+        .or_else(|| raw.strip_suffix(b"\n"))
+        .unwrap_or(raw);
     let cut = raw.len() > MAX_LINE;
     let kept = &raw[..raw.len().min(MAX_LINE)];
     let mut text = match std::str::from_utf8(kept) {

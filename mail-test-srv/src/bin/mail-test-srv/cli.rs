@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use mail_test_srv::fault::{Action, FaultRule, Stage, Trigger};
-use mail_test_srv::{AuthMode, BareLf, CertSource, Config, HttpConfig, Limits, TlsMode};
+use mail_test_srv::{
+    AuthMode, BareLf, CertFault, CertSource, Config, HttpConfig, Limits, TlsMode,
+};
 
 /// A fault-injecting SMTP test server with an HTTP report API.
 #[derive(Debug, Parser)]
@@ -53,6 +55,11 @@ pub struct Cli {
     /// removed on exit; a DIR named here is kept.
     #[arg(long, value_name = "DIR")]
     pub generate_cert: Option<PathBuf>,
+    /// Serve a wrong certificate, to test clients' checks: `expired` or `wrong-host` (for
+    /// wrong.example), both signed by the generated CA, or `untrusted` (self-signed, outside
+    /// it). Needs TLS with a generated certificate, not --cert/--key.
+    #[arg(long, value_enum, value_name = "expired|wrong-host|untrusted")]
+    tls_cert_fault: Option<CertFaultArg>,
     /// AUTH: `any` (advertised, any credentials succeed), `off` (not advertised), or
     /// `USER:PASSWORD` (enforced; MAIL needs it).
     #[arg(long, value_name = "any|off|USER:PASSWORD", default_value = "any", value_parser = parse_auth)]
@@ -168,6 +175,13 @@ enum Switch {
 enum BareLfArg {
     Keep,
     Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CertFaultArg {
+    Expired,
+    WrongHost,
+    Untrusted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -295,6 +309,32 @@ fn tls_setup(cli: &Cli, notes: &mut Vec<String>) -> Result<(TlsMode, Option<Cert
     Ok((tls, cert))
 }
 
+/// `--tls-cert-fault`, which only a generated certificate can carry out.
+fn cert_fault(
+    cli: &Cli,
+    tls: TlsMode,
+    cert: Option<&CertSource>,
+) -> Result<Option<CertFault>, String> {
+    let Some(fault) = cli.tls_cert_fault else {
+        return Ok(None);
+    };
+    if tls == TlsMode::None {
+        return Err("--tls-cert-fault needs TLS (--tls starttls or --tls implicit)".to_owned());
+    }
+    if matches!(cert, Some(CertSource::Files { .. })) {
+        return Err(
+            "--tls-cert-fault needs a generated certificate (--generate-cert, or --tls alone), \
+             not --cert/--key"
+                .to_owned(),
+        );
+    }
+    Ok(Some(match fault {
+        CertFaultArg::Expired => CertFault::Expired,
+        CertFaultArg::WrongHost => CertFault::WrongHost,
+        CertFaultArg::Untrusted => CertFault::Untrusted,
+    }))
+}
+
 /// The rules `--closeFirst`, `--close-first` and `--close-chance` stand for, in that order.
 fn shorthand_rules(cli: &Cli) -> Vec<FaultRule> {
     let rule = |action, trigger| FaultRule {
@@ -337,6 +377,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
     if cli.require_tls && tls == TlsMode::None {
         return Err("--require-tls needs --tls starttls or --tls implicit".to_owned());
     }
+    let tls_cert_fault = cert_fault(&cli, tls, cert.as_ref())?;
     let mut faults = shorthand_rules(&cli);
     faults.splice(0..0, cli.faults);
     let config = Config {
@@ -347,6 +388,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
         cert,
         auth: cli.auth,
         require_tls: cli.require_tls,
+        tls_cert_fault,
         strict: cli.strict,
         transcripts: cli.transcripts == Switch::On,
         bare_lf: match cli.bare_lf {
