@@ -52,7 +52,7 @@ impl Raw {
     }
 
     /// Everything until the server closes.
-    async fn to_end(&mut self) -> Vec<u8> {
+    async fn read_to_eof(&mut self) -> Vec<u8> {
         let mut rest = Vec::new();
         tokio::time::timeout(REPLY_TIMEOUT, self.0.read_to_end(&mut rest))
             .await
@@ -69,7 +69,7 @@ async fn truncate_sends_half_the_reply_without_its_crlf_then_closes() {
     assert_eq!(c.cmd("HELO test.example").await, b"250 2.0.0 localhost\r\n");
     c.send("MAIL FROM:<a@example.com>").await;
     // "250 2.1.0 Ok\r\n" is 14 bytes: the first 7, then EOF.
-    assert_eq!(c.to_end().await, b"250 2.1");
+    assert_eq!(c.read_to_eof().await, b"250 2.1");
     // The server waits for the client's FIN before it ends the session.
     drop(c);
 
@@ -119,7 +119,7 @@ async fn garbage_replaces_the_reply_then_closes_and_the_command_still_ran() {
         .write_all(b"Subject: x\r\n\r\nbody\r\n.\r\n")
         .await
         .unwrap();
-    let got = c.to_end().await;
+    let got = c.read_to_eof().await;
     assert!(!got.is_empty());
     assert!(
         !got[..3].iter().all(u8::is_ascii_digit),
@@ -229,7 +229,7 @@ async fn slow_ends_with_the_session_lifetime() {
     let started = Instant::now();
     c.send("MAIL FROM:<a@example.com>").await;
     // 14 bytes at 1 a second would take 14 s; the session ends at 2 s, mid-reply.
-    let got = c.to_end().await;
+    let got = c.read_to_eof().await;
     assert!(got.len() < 14, "{:?}", got.escape_ascii().to_string());
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -273,7 +273,9 @@ async fn a_cert_fault_with_certificate_files_is_refused() {
         ..Config::ephemeral()
     })
     .await;
-    let err = result.err().expect("refused");
+    let Err(err) = result else {
+        panic!("a cert fault with --cert/--key files must be refused");
+    };
     assert!(
         format!("{err:#}").contains("--tls-cert-fault needs a generated certificate"),
         "{err:#}"
