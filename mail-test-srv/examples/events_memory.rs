@@ -34,7 +34,9 @@ fn main() {
     let address = format!("{}@example.com", "x".repeat(rule_bytes.saturating_sub(40)));
     let rule = format!("mail:reply=451:from={address}");
     let faults = server.state().faults();
-    faults.replace(vec![rule.parse().expect("rule")], None);
+    faults
+        .replace(vec![rule.parse().expect("rule")], None)
+        .expect("a valid plan");
     println!("rule text {} bytes", rule.len());
     println!("RSS before {}", status("VmRSS"));
     let ctx = FaultContext {

@@ -26,7 +26,5 @@ pub mod store;
 pub mod tls;
 pub mod transcript;
 
-pub use config::{
-    AuthMode, BareLf, CertFault, CertSource, Config, HttpConfig, Limits, TlsMode,
-};
+pub use config::{AuthMode, BareLf, CertFault, CertSource, Config, HttpConfig, Limits, TlsMode};
 pub use server::{ServerHandle, State, run, start};

@@ -77,7 +77,7 @@ fn go_spellings_of_close_chance_and_addresses() {
     ]);
     let plan = http_get(&running.http, "/api/v1/faults");
     assert!(
-        plan.contains(r#"{"stage":"mail","action":"close","chance":35}"#),
+        plan.contains(r#"{"name":"mail-close-1","stage":"mail","action":"close","chance":35}"#),
         "{plan}"
     );
     let replies: Vec<String> = (0..40).map(|_| after_mail(&running.smtp)).collect();

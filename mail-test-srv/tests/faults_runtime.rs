@@ -95,7 +95,8 @@ async fn a_plan_put_over_http_applies_to_new_sessions() {
 
     let v = api.get_json("/api/v1/events", 200).await;
     assert_eq!(v["events"][0]["stage"], "mail");
-    assert_eq!(v["events"][0]["rule"], "mail:421");
+    assert_eq!(v["events"][0]["rule"], "mail-421-1");
+    assert_eq!(v["events"][0]["definition"], "mail:421");
     assert_eq!(v["events"][0]["action"], "421");
     assert_eq!(
         api.get_json("/api/v1/stats", 200).await["faults"]["by_stage"]["mail"],

@@ -23,9 +23,10 @@ async fn faults_get_put_delete() {
     let body = br#"{"rules": ["mail:close:35%", {"stage":"rcpt","action":{"reply":550},"to":"bad@example.com"}]}"#;
     let r = api.request("PUT", "/api/v1/faults", body).await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // Each rule comes back named (`STAGE-ACTION-N` when it was given no name).
     let want = json!({"seed": 42, "rules": [
-        {"stage": "mail", "action": "close", "chance": 35},
-        {"stage": "rcpt", "action": {"reply": 550}, "to": "bad@example.com"},
+        {"name": "mail-close-1", "stage": "mail", "action": "close", "chance": 35},
+        {"name": "rcpt-reply-1", "stage": "rcpt", "action": {"reply": 550}, "to": "bad@example.com"},
     ]});
     assert_eq!(r.json(), want);
     assert_eq!(api.get_json("/api/v1/faults", 200).await, want);
@@ -73,7 +74,7 @@ async fn bad_fault_plans_are_400_and_change_nothing() {
     }
     assert_eq!(
         api.get_json("/api/v1/faults", 200).await,
-        json!({"seed": 42, "rules": [{"stage": "quit", "action": "hang"}]})
+        json!({"seed": 42, "rules": [{"name": "quit-hang-1", "stage": "quit", "action": "hang"}]})
     );
 }
 
@@ -99,8 +100,12 @@ async fn events_since_and_reset() {
     assert_eq!(events[0]["seq"], 1);
     assert_eq!(events[0]["connection"], 5);
     assert_eq!(events[0]["stage"], "mail");
-    assert_eq!(events[0]["rule_index"], 0);
-    assert_eq!(events[0]["rule"], "mail:421:first=2");
+    assert!(
+        events[0].get("rule_index").is_none(),
+        "gone: an index changes meaning"
+    );
+    assert_eq!(events[0]["rule"], "mail-421-1");
+    assert_eq!(events[0]["definition"], "mail:421:first=2");
     assert_eq!(events[0]["action"], "421");
     assert_eq!(events[0]["stored"], false);
     assert_eq!(events[2]["stage"], "data-end");

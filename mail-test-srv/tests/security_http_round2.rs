@@ -385,7 +385,10 @@ async fn every_response_says_nosniff() {
 async fn events_come_in_pages_and_keep_their_rule_text() {
     let api = Api::start().await;
     let long = format!("mail:close:from={}@example.com", "x".repeat(4000));
-    api.state.faults().replace(vec![common::rule(&long)], None);
+    api.state
+        .faults()
+        .replace(vec![common::rule(&long)], None)
+        .unwrap();
     let from = format!("{}@example.com", "x".repeat(4000));
     let ctx = FaultContext {
         from: Some(&from),
@@ -413,8 +416,8 @@ async fn events_come_in_pages_and_keep_their_rule_text() {
     assert_eq!(first["last_seq"], 2_500);
     let e = &events[0];
     assert_eq!(e["seq"], 1);
-    assert_eq!(e["rule"], long.as_str());
-    assert_eq!(e["rule_index"], 0);
+    assert_eq!(e["definition"], long.as_str());
+    assert_eq!(e["rule"], "mail-close-1");
     assert_eq!(e["action"], "close");
     assert_eq!(e["stage"], "mail");
     assert_eq!(e["connection"], 1);
@@ -458,7 +461,8 @@ async fn the_event_log_is_bounded_by_bytes() {
     .await;
     api.state
         .faults()
-        .replace(vec![common::rule("mail:close")], None);
+        .replace(vec![common::rule("mail:close")], None)
+        .unwrap();
     let mut conn = api.state.faults().connection(1);
     for _ in 0..10_000 {
         api.state

@@ -183,10 +183,10 @@ async fn ten_thousand_messages_over_four_connections_lose_nothing() {
 }
 
 /// The fault sequence a seed gives, with the connection number, stage and rule of each.
-fn fingerprint(server: &ServerHandle) -> Vec<(u64, String, usize, String)> {
+fn fingerprint(server: &ServerHandle) -> Vec<(u64, String, String, String)> {
     events(server)
         .into_iter()
-        .map(|e| (e.connection, e.stage, e.rule_index, e.action))
+        .map(|e| (e.connection, e.stage, e.rule, e.action))
         .collect()
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Decision at a stage, for the rules of that stage in plan order:
 //! 1. the stage's reach counter `n` is bumped once (whatever the rules, even with none);
+//!    a rule with `rate=` counts the reach in its one-second window;
 //! 2. a rule's deterministic conditions are checked first (`first`, `every`, `after`,
-//!    `first-conns`, `from`, `to`, `times`);
+//!    `first-conns`, `for`, `after-time`, `conns`, `from`, `to`, `times`, `rate`, and for
+//!    `greylist` whether the triple's window has passed);
 //! 3. only when they all hold is the chance rolled, on the connection's own RNG. So a
 //!    rule that cannot fire consumes no randomness, and adding a `to=` rule does not shift
 //!    the rolls of the connections it does not concern;
@@ -18,8 +20,9 @@
 //! Runtime changes (`PUT /api/v1/faults`): the new rules apply at once to every connection,
 //! existing ones included, from their next stage on; a new seed applies to connections
 //! accepted afterwards (an open connection keeps the RNG it started with). The rules'
-//! fire counters start at zero with a new plan; the stage reach counters carry on until
-//! [`FaultEngine::reset`].
+//! fire counters start at zero with a new plan, and its time windows (`for=`, `after-time=`)
+//! count from then; the stage reach counters carry on until [`FaultEngine::reset`], which
+//! also starts every time window again.
 //!
 //! Cost when nothing can fire: one relaxed atomic add and one atomic load of a per-stage
 //! bitmask; the plan's `RwLock` is only read when the stage has rules.
@@ -32,7 +35,8 @@ use std::sync::{Arc, RwLock};
 
 use super::events::{NewEvent, RuleText};
 use super::greylist::Greylist;
-use super::{Action, EventLog, FaultRule, Stage};
+use super::plan::Plan;
+use super::{Action, EventLog, FaultRule, RuleParseError, Stage, check_name};
 
 const STAGES: usize = Stage::ALL.len();
 const KINDS: usize = Action::KINDS.len();
@@ -73,6 +77,14 @@ pub struct ConnectionFaults {
     /// 1 for the first session since start or the last reset (for `first-conns`).
     ordinal: u64,
     rng: StdRng,
+    /// The engine, to count this session out of the open ones when it ends (`conns=`).
+    engine: Arc<Inner>,
+}
+
+impl Drop for ConnectionFaults {
+    fn drop(&mut self) {
+        self.engine.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ConnectionFaults {
@@ -106,55 +118,12 @@ struct Inner {
     reached: [AtomicU64; STAGES],
     /// Sessions started since start or the last reset (`first-conns`).
     sessions: AtomicU64,
+    /// Sessions open now (`conns=`).
+    open: AtomicU64,
     /// Faults injected, by stage and action kind, since start (not cleared by reset).
     injected: [[AtomicU64; KINDS]; STAGES],
     events: EventLog,
     greylist: Greylist,
-}
-
-/// An immutable set of rules with their mutable fire counters.
-#[derive(Debug)]
-struct Plan {
-    seed: u64,
-    rules: Vec<FaultRule>,
-    /// Each rule as text, rendered once and shared by every event it produces.
-    texts: Vec<Arc<RuleText>>,
-    /// Indexes into `rules` for each stage, in plan order.
-    by_stage: [Vec<usize>; STAGES],
-    /// How many times each rule fired (for `times=`).
-    fired: Vec<AtomicU64>,
-}
-
-impl Plan {
-    fn new(rules: Vec<FaultRule>, seed: u64) -> Plan {
-        let mut by_stage: [Vec<usize>; STAGES] = Default::default();
-        for (i, rule) in rules.iter().enumerate() {
-            by_stage[rule.stage.index()].push(i);
-        }
-        Plan {
-            seed,
-            texts: rules
-                .iter()
-                .map(|r| {
-                    Arc::new(RuleText {
-                        rule: r.to_string(),
-                        action: r.action.to_string(),
-                    })
-                })
-                .collect(),
-            fired: rules.iter().map(|_| AtomicU64::new(0)).collect(),
-            rules,
-            by_stage,
-        }
-    }
-
-    fn mask(&self) -> u16 {
-        self.by_stage
-            .iter()
-            .enumerate()
-            .filter(|(_, rules)| !rules.is_empty())
-            .fold(0, |mask, (i, _)| mask | (1 << i))
-    }
 }
 
 /// SplitMix64's finaliser: spreads consecutive connection ids over all 64 bits, so
@@ -177,14 +146,29 @@ impl FaultEngine {
     }
 
     /// Like [`FaultEngine::new`], the event log holding at most about `max_event_bytes`.
+    /// Rules named twice are renamed (see [`FaultEngine::check_rules`], which callers that
+    /// take rules from a user run first).
     pub fn with_event_bytes(rules: Vec<FaultRule>, seed: u64, max_event_bytes: usize) -> Self {
-        let plan = Plan::new(rules, seed);
+        let plan = Plan::new(rules.clone(), seed, None).unwrap_or_else(|_| {
+            let mut seen = std::collections::HashSet::new();
+            let renamed = rules
+                .into_iter()
+                .map(|mut r| {
+                    if r.name.as_ref().is_some_and(|n| !seen.insert(n.clone())) {
+                        r.name = None;
+                    }
+                    r
+                })
+                .collect();
+            Plan::new(renamed, seed, None).expect("names are unique now")
+        });
         FaultEngine {
             inner: Arc::new(Inner {
                 stage_mask: AtomicU16::new(plan.mask()),
                 plan: RwLock::new(Arc::new(plan)),
                 reached: Default::default(),
                 sessions: AtomicU64::new(0),
+                open: AtomicU64::new(0),
                 injected: Default::default(),
                 events: EventLog::new(max_event_bytes),
                 greylist: Greylist::default(),
@@ -200,6 +184,10 @@ impl FaultEngine {
             peer: None,
             ordinal: self.inner.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             rng: StdRng::seed_from_u64(seed ^ splitmix64(connection_id)),
+            engine: {
+                self.inner.open.fetch_add(1, Ordering::Relaxed);
+                Arc::clone(&self.inner)
+            },
         }
     }
 
@@ -213,18 +201,48 @@ impl FaultEngine {
         ctx: &FaultContext<'_>,
     ) -> Option<Decision> {
         let idx = stage.index();
-        let n = self.inner.reached[idx].fetch_add(1, Ordering::Relaxed) + 1;
+        self.inner.reached[idx].fetch_add(1, Ordering::Relaxed);
         if self.inner.stage_mask.load(Ordering::Acquire) & (1 << idx) == 0 {
             return None;
         }
         let plan = self.plan();
-        for &i in &plan.by_stage[idx] {
+        let rules = &plan.by_stage[idx];
+        // Every enabled rule of the stage counts this reach before any of them decides: each
+        // rule's `n` and rate are of every reach since it was installed, faulted ones
+        // included, as a real throttle counts attempts.
+        let reaches: Vec<(u64, bool)> = rules
+            .iter()
+            .map(|&i| {
+                let (rule, counters) = (&plan.rules[i], &plan.counters[i]);
+                if !rule.enabled {
+                    return (0, false);
+                }
+                let n = counters.reached.fetch_add(1, Ordering::Relaxed) + 1;
+                let t = &rule.trigger;
+                let over_rate = t
+                    .rate
+                    .is_none_or(|limit| counters.state.over_rate(limit, t.per_peer, conn.peer));
+                (n, over_rate)
+            })
+            .collect();
+        for (&i, &(n, over_rate)) in rules.iter().zip(&reaches) {
             let rule = &plan.rules[i];
+            if !rule.enabled {
+                continue;
+            }
             let t = &rule.trigger;
             if t.first.is_some_and(|first| n > first)
                 || t.every.is_some_and(|every| !n.is_multiple_of(every))
                 || t.after.is_some_and(|after| n <= after)
                 || t.first_conns.is_some_and(|first| conn.ordinal > first)
+            {
+                continue;
+            }
+            let state = &plan.counters[i].state;
+            if t.for_time.is_some_and(|window| state.age() >= window)
+                || t.after_time.is_some_and(|wait| state.age() < wait)
+                || t.conns
+                    .is_some_and(|n| self.inner.open.load(Ordering::Relaxed) <= n)
             {
                 continue;
             }
@@ -238,7 +256,7 @@ impl FaultEngine {
             {
                 continue;
             }
-            let fired = &plan.fired[i];
+            let fired = &plan.counters[i].fired;
             if t.times
                 .is_some_and(|times| fired.load(Ordering::Relaxed) >= times)
             {
@@ -253,6 +271,9 @@ impl FaultEngine {
                     window,
                 )
             {
+                continue;
+            }
+            if !over_rate {
                 continue;
             }
             if let Some(chance) = t.chance {
@@ -279,7 +300,6 @@ impl FaultEngine {
             let event_seq = self.inner.events.record(NewEvent {
                 connection: conn.id,
                 stage,
-                rule_index: i,
                 rule: Arc::clone(&plan.texts[i]),
                 stored: rule.action == Action::AcceptClose,
             });
@@ -293,16 +313,21 @@ impl FaultEngine {
         None
     }
 
+    /// Checks what a plan of `rules` needs beyond each rule's own checks: unique names.
+    pub fn check_rules(rules: &[FaultRule]) -> Result<(), RuleParseError> {
+        Plan::new(rules.to_vec(), 0, None).map(|_| ())
+    }
+
     /// Records an event no rule decided (the server going away and coming back): `what` is
     /// the action shown (`start`, `end`), `detail` the text shown as its rule.
     pub fn record_external(&self, stage: Stage, what: &str, detail: String) -> u64 {
         self.inner.events.record(NewEvent {
             connection: 0,
             stage,
-            rule_index: usize::MAX,
             rule: Arc::new(RuleText {
-                rule: detail,
+                rule: stage.to_string(),
                 action: what.to_owned(),
+                definition: detail,
             }),
             stored: false,
         })
@@ -326,10 +351,99 @@ impl FaultEngine {
         self.plan().seed
     }
 
-    /// Replaces the rules (fire counters start at zero) and, when given, the seed.
-    pub fn replace(&self, rules: Vec<FaultRule>, seed: Option<u64>) -> PlanSnapshot {
+    /// Replaces the rules and, when given, the seed. A rule with the same name and definition
+    /// as one in force keeps its counters; any other starts at zero. Two rules with one name
+    /// are refused.
+    pub fn replace(
+        &self,
+        rules: Vec<FaultRule>,
+        seed: Option<u64>,
+    ) -> Result<PlanSnapshot, RuleParseError> {
+        self.change(|_| Ok(rules), seed)
+    }
+
+    /// The rule called `name`.
+    pub fn rule(&self, name: &str) -> Option<FaultRule> {
+        let plan = self.plan();
+        plan.position(name).map(|i| plan.rules[i].clone())
+    }
+
+    /// Installs `rule` under `name`: replaces the rule of that name in place, or adds it at
+    /// the end. Returns whether it was added, and the rule as installed.
+    pub fn put_rule(
+        &self,
+        name: &str,
+        mut rule: FaultRule,
+    ) -> Result<(bool, FaultRule), RuleParseError> {
+        check_name(name)?;
+        if rule.name.as_deref().is_some_and(|given| given != name) {
+            return Err(RuleParseError(format!(
+                "the rule is named {:?} but was put as {name:?}",
+                rule.name.unwrap_or_default()
+            )));
+        }
+        rule.name = Some(name.to_owned());
+        let mut added = false;
+        self.change(
+            |current| {
+                let mut rules = current.to_vec();
+                match rules.iter().position(|r| r.name.as_deref() == Some(name)) {
+                    Some(i) => rules[i] = rule.clone(),
+                    None => {
+                        added = true;
+                        rules.push(rule.clone());
+                    }
+                }
+                Ok(rules)
+            },
+            None,
+        )?;
+        Ok((added, self.rule(name).unwrap_or(rule)))
+    }
+
+    /// Removes the rule called `name`; false when there is none.
+    pub fn delete_rule(&self, name: &str) -> bool {
+        let mut found = false;
+        let _ = self.change(
+            |current| {
+                let rules: Vec<FaultRule> = current
+                    .iter()
+                    .filter(|r| r.name.as_deref() != Some(name))
+                    .cloned()
+                    .collect();
+                found = rules.len() < current.len();
+                Ok(rules)
+            },
+            None,
+        );
+        found
+    }
+
+    /// Switches the rule called `name` on or off (its counters stay); `None` when there is none.
+    pub fn set_enabled(&self, name: &str, enabled: bool) -> Option<FaultRule> {
+        let _ = self.change(
+            |current| {
+                let mut rules = current.to_vec();
+                if let Some(rule) = rules.iter_mut().find(|r| r.name.as_deref() == Some(name)) {
+                    rule.enabled = enabled;
+                }
+                Ok(rules)
+            },
+            None,
+        );
+        self.rule(name)
+    }
+
+    /// Builds the next plan from the current rules with `edit`, under the write lock so
+    /// concurrent changes do not lose each other, and puts it in force.
+    fn change(
+        &self,
+        edit: impl FnOnce(&[FaultRule]) -> Result<Vec<FaultRule>, RuleParseError>,
+        seed: Option<u64>,
+    ) -> Result<PlanSnapshot, RuleParseError> {
         let mut guard = self.inner.plan.write().unwrap_or_else(|e| e.into_inner());
-        let plan = Plan::new(rules, seed.unwrap_or(guard.seed));
+        let rules = edit(&guard.rules)?;
+        let plan = Plan::new(rules, seed.unwrap_or(guard.seed), Some(&guard))?;
         let snapshot = PlanSnapshot {
             seed: plan.seed,
             rules: plan.rules.clone(),
@@ -337,7 +451,7 @@ impl FaultEngine {
         // Stored under the write lock so mask and plan change together for later readers.
         self.inner.stage_mask.store(plan.mask(), Ordering::Release);
         *guard = Arc::new(plan);
-        snapshot
+        Ok(snapshot)
     }
 
     /// Clears the event log and every trigger counter (stage reaches, rule firings).
@@ -348,8 +462,8 @@ impl FaultEngine {
         }
         self.inner.sessions.store(0, Ordering::Relaxed);
         self.inner.greylist.clear();
-        for counter in &self.plan().fired {
-            counter.store(0, Ordering::Relaxed);
+        for counters in &self.plan().counters {
+            counters.reset();
         }
         self.inner.events.clear();
     }

@@ -86,8 +86,8 @@ fn first_matching_rule_decides_and_is_recorded() {
     assert_eq!(ev.seq, d2.event_seq);
     assert_eq!(ev.connection, 3);
     assert_eq!(ev.stage, "mail");
-    assert_eq!(ev.rule_index, 1);
-    assert_eq!(ev.rule, "mail:reply=451:first=2");
+    assert_eq!(ev.rule, "mail-reply-1", "the name made up for it");
+    assert_eq!(ev.definition, "mail:reply=451:first=2");
     assert_eq!(ev.action, "reply=451");
     assert!(!ev.stored);
     assert!(
@@ -211,17 +211,21 @@ fn replace_and_reset() {
     assert!(e.events().is_empty());
     assert_eq!(fired_at(&e, Stage::Mail, 3, &NONE), [1]);
 
-    let snap = e.replace(vec!["rcpt:hang".parse().unwrap()], Some(99));
+    let snap = e
+        .replace(vec!["rcpt:hang".parse().unwrap()], Some(99))
+        .unwrap();
     assert_eq!(snap.seed, 99);
     assert_eq!(e.seed(), 99);
     assert_eq!(
         e.snapshot().rules,
-        vec!["rcpt:hang".parse::<FaultRule>().unwrap()]
+        vec!["rcpt-hang-1=rcpt:hang".parse::<FaultRule>().unwrap()],
+        "named when installed"
     );
     assert!(fired_at(&e, Stage::Mail, 3, &NONE).is_empty());
     assert_eq!(fired_at(&e, Stage::Rcpt, 2, &NONE), [1, 2]);
     // A new seed gives new connections the same rolls as an engine built with it.
-    e.replace(vec!["mail:close:50%".parse().unwrap()], None);
+    e.replace(vec!["mail:close:50%".parse().unwrap()], None)
+        .unwrap();
     assert_eq!(e.seed(), 99);
     let mut conn = e.connection(4);
     let flips: Vec<bool> = (0..32)
@@ -235,7 +239,8 @@ fn open_connections_see_new_rules() {
     let e = engine(&[], 1);
     let mut conn = e.connection(1);
     assert_eq!(e.decide(&mut conn, Stage::Quit, &NONE), None);
-    e.replace(vec!["quit:close".parse().unwrap()], None);
+    e.replace(vec!["quit:close".parse().unwrap()], None)
+        .unwrap();
     assert!(e.decide(&mut conn, Stage::Quit, &NONE).is_some());
 }
 
@@ -258,4 +263,176 @@ fn times_holds_across_threads() {
     });
     assert_eq!(fired, 10);
     assert_eq!(e.reached(Stage::Mail), 400);
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_windows_count_from_install_and_from_reset() {
+    let e = engine(&["mail:421:for=30s", "mail:close:after-time=1m"], 1);
+    let mut conn = e.connection(1);
+    let action = |e: &FaultEngine, conn: &mut ConnectionFaults| {
+        e.decide(conn, Stage::Mail, &NONE).map(|d| d.action)
+    };
+    assert_eq!(
+        action(&e, &mut conn),
+        Some(Action::Reply421),
+        "inside for=30s"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(30)).await;
+    assert_eq!(
+        action(&e, &mut conn),
+        None,
+        "recovered, and not yet after-time"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(30)).await;
+    assert_eq!(
+        action(&e, &mut conn),
+        Some(Action::Close),
+        "after-time=1m reached"
+    );
+    e.reset();
+    assert_eq!(
+        action(&e, &mut conn),
+        Some(Action::Reply421),
+        "a reset starts both again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_fires_past_n_reaches_a_second() {
+    let e = engine(&["mail:421:rate=3/s"], 1);
+    let mut a = e.connection(1);
+    let mut b = e.connection(2);
+    // Over the whole server: the 4th reach in the second fires, whichever session it is.
+    let fired: Vec<bool> = (0..5)
+        .map(|i| {
+            let conn = if i % 2 == 0 { &mut a } else { &mut b };
+            e.decide(conn, Stage::Mail, &NONE).is_some()
+        })
+        .collect();
+    assert_eq!(fired, [false, false, false, true, true]);
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    assert!(
+        e.decide(&mut a, Stage::Mail, &NONE).is_none(),
+        "a new second"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_per_peer_rate_counts_each_client_apart() {
+    let e = engine(&["mail:reply=451:rate=1/s:per-peer"], 1);
+    let mut a = e.connection(1);
+    a.set_peer("127.0.0.1".parse().unwrap());
+    let mut b = e.connection(2);
+    b.set_peer("127.0.0.2".parse().unwrap());
+    assert!(e.decide(&mut a, Stage::Mail, &NONE).is_none());
+    assert!(
+        e.decide(&mut b, Stage::Mail, &NONE).is_none(),
+        "another client"
+    );
+    assert!(
+        e.decide(&mut a, Stage::Mail, &NONE).is_some(),
+        "a's second this second"
+    );
+}
+
+#[test]
+fn conns_fires_only_past_n_open_sessions() {
+    let e = engine(&["connect:421:conns=2"], 1);
+    let mut first = e.connection(1);
+    let mut second = e.connection(2);
+    assert!(
+        e.decide(&mut second, Stage::Connect, &NONE).is_none(),
+        "2 open"
+    );
+    let mut third = e.connection(3);
+    assert!(
+        e.decide(&mut third, Stage::Connect, &NONE).is_some(),
+        "3 open"
+    );
+    drop(third);
+    drop(second);
+    assert!(
+        e.decide(&mut first, Stage::Connect, &NONE).is_none(),
+        "1 open"
+    );
+}
+
+#[test]
+fn named_rules_are_read_put_switched_and_deleted_one_at_a_time() {
+    let e = engine(&["slow=ehlo:delay=1ms", "mail:close:first=1"], 1);
+    assert_eq!(e.rule("slow").unwrap().definition(), "ehlo:delay=1ms");
+    assert_eq!(e.rule("mail-close-1").unwrap().trigger.first, Some(1));
+    // Added at the end (true), then replaced in place (false).
+    let (added, rule) = e
+        .put_rule("greylist", "rcpt:greylist=1m".parse().unwrap())
+        .unwrap();
+    assert!(added);
+    assert_eq!(rule.name.as_deref(), Some("greylist"));
+    let (added, _) = e
+        .put_rule("slow", "ehlo:delay=2ms".parse().unwrap())
+        .unwrap();
+    assert!(!added);
+    let names: Vec<String> = e
+        .snapshot()
+        .rules
+        .into_iter()
+        .filter_map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["slow", "mail-close-1", "greylist"]);
+    assert!(
+        e.put_rule("bad name", "mail:close".parse().unwrap())
+            .is_err()
+    );
+    assert!(
+        e.put_rule("x", "y=mail:close".parse().unwrap()).is_err(),
+        "two names"
+    );
+    // Switched off: kept, never fires; on again: fires.
+    let mut conn = e.connection(1);
+    assert!(!e.set_enabled("mail-close-1", false).unwrap().enabled);
+    assert!(e.decide(&mut conn, Stage::Mail, &NONE).is_none());
+    e.set_enabled("mail-close-1", true);
+    assert!(e.decide(&mut conn, Stage::Mail, &NONE).is_some());
+    assert!(e.set_enabled("nope", false).is_none());
+    assert!(e.delete_rule("greylist"));
+    assert!(!e.delete_rule("greylist"));
+    assert!(e.rule("greylist").is_none());
+}
+
+#[test]
+fn a_rule_counts_from_its_install_and_an_identical_replacement_keeps_counting() {
+    let e = engine(&["mail:421"], 1);
+    let mut conn = e.connection(1);
+    for _ in 0..3 {
+        e.decide(&mut conn, Stage::Mail, &NONE);
+    }
+    // Added at runtime with first=1: fires on the next MAIL, not never.
+    e.put_rule("once", "mail:close:first=1".parse().unwrap())
+        .unwrap();
+    e.set_enabled("mail-421-1", false);
+    let d = e.decide(&mut conn, Stage::Mail, &NONE).unwrap();
+    assert_eq!(d.action, Action::Close);
+    assert!(
+        e.decide(&mut conn, Stage::Mail, &NONE).is_none(),
+        "first=1 is spent"
+    );
+    // The same rule put again keeps its count; a changed one starts over.
+    e.put_rule("once", "mail:close:first=1".parse().unwrap())
+        .unwrap();
+    assert!(e.decide(&mut conn, Stage::Mail, &NONE).is_none());
+    e.put_rule("once", "mail:close:first=2".parse().unwrap())
+        .unwrap();
+    assert!(e.decide(&mut conn, Stage::Mail, &NONE).is_some());
+}
+
+#[test]
+fn two_rules_with_one_name_are_refused() {
+    let rules: Vec<FaultRule> = ["a=mail:close", "a=rcpt:close"]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+    assert!(FaultEngine::check_rules(&rules).is_err());
+    let e = engine(&[], 1);
+    assert!(e.replace(rules, None).is_err());
+    assert!(e.snapshot().rules.is_empty(), "nothing changed");
 }

@@ -26,9 +26,10 @@ pub struct FaultEvent {
     /// The session it happened in (`/api/v1/sessions/{id}`): the same number as `connection`.
     pub session: u64,
     pub stage: String,
-    /// Index of the rule in the plan, and the rule as text (`mail:close:35%`).
-    pub rule_index: usize,
+    /// The rule's name (`mail-close-1`, or the one it was given); `outage` for an outage.
     pub rule: String,
+    /// The rule as text without its name (`mail:close:35%`); for an outage, what it was.
+    pub definition: String,
     pub action: String,
     pub stored: bool,
 }
@@ -36,10 +37,12 @@ pub struct FaultEvent {
 /// A rule as events show it, rendered once when the plan is made and shared by its events.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RuleText {
-    /// The rule in `--fault` syntax.
+    /// The rule's name.
     pub rule: String,
     /// Its action alone (`close`, `reply=550`).
     pub action: String,
+    /// The rule in `--fault` syntax, without its name.
+    pub definition: String,
 }
 
 /// What the engine hands over when a fault fires; the log adds the sequence number and time.
@@ -47,7 +50,6 @@ pub struct RuleText {
 pub struct NewEvent {
     pub connection: u64,
     pub stage: Stage,
-    pub rule_index: usize,
     pub rule: Arc<RuleText>,
     pub stored: bool,
 }
@@ -60,7 +62,6 @@ struct Entry {
     time_ms: u64,
     connection: u64,
     slot: u32,
-    rule_index: u32,
     stage: Stage,
     stored: bool,
 }
@@ -79,7 +80,7 @@ struct Slot {
 
 impl Slot {
     fn bytes(&self) -> usize {
-        SLOT_OVERHEAD + self.text.rule.len() + self.text.action.len()
+        SLOT_OVERHEAD + self.text.rule.len() + self.text.action.len() + self.text.definition.len()
     }
 }
 
@@ -168,7 +169,6 @@ impl EventLog {
             time_ms,
             connection: event.connection,
             slot,
-            rule_index: u32::try_from(event.rule_index).unwrap_or(u32::MAX),
             stage: event.stage,
             stored: event.stored,
         };
@@ -286,6 +286,7 @@ impl LogInner {
             _ => Arc::new(RuleText {
                 rule: String::new(),
                 action: String::new(),
+                definition: String::new(),
             }),
         }
     }
@@ -333,8 +334,8 @@ impl RawPage {
             connection: e.connection,
             session: e.connection,
             stage: e.stage,
-            rule_index: e.rule_index as usize,
             rule: &text.rule,
+            definition: &text.definition,
             action: &text.action,
             stored: e.stored,
         })
@@ -351,8 +352,8 @@ struct EventView<'a> {
     session: u64,
     #[serde(serialize_with = "display")]
     stage: Stage,
-    rule_index: usize,
     rule: &'a str,
+    definition: &'a str,
     action: &'a str,
     stored: bool,
 }
@@ -369,8 +370,8 @@ impl EventView<'_> {
             connection: self.connection,
             session: self.session,
             stage: self.stage.to_string(),
-            rule_index: self.rule_index,
             rule: self.rule.to_owned(),
+            definition: self.definition.to_owned(),
             action: self.action.to_owned(),
             stored: self.stored,
         }

@@ -6,6 +6,7 @@ fn text(rule: &str) -> Arc<RuleText> {
     Arc::new(RuleText {
         rule: rule.to_owned(),
         action: "close".to_owned(),
+        definition: String::new(),
     })
 }
 
@@ -13,7 +14,6 @@ fn event(connection: u64, rule: &Arc<RuleText>) -> NewEvent {
     NewEvent {
         connection,
         stage: Stage::Mail,
-        rule_index: 0,
         rule: Arc::clone(rule),
         stored: false,
     }

@@ -6,6 +6,8 @@
 //! - `rule.rs`: [`FaultRule`] = [`Stage`] + action + trigger, parsed from `STAGE:ACTION[:TRIGGER...]`
 //!   and (de)serialised as JSON for `PUT /api/v1/faults`.
 //! - `action.rs`: [`Action`], what a fault does; `trigger.rs`: [`Trigger`], when it fires.
+//! - `plan.rs`: the rules in force, named, with counters kept across identical replacements.
+//! - `rule_state.rs`: what an installed rule remembers (its install time, recent reaches).
 //! - `engine.rs`: the plan in force, stage counters, per-rule fire counters, seeded randomness.
 //! - `events.rs`: the log of injected faults.
 //! - `greylist.rs`: when each (client, sender, recipient) triple was first seen.
@@ -18,11 +20,13 @@ mod action;
 mod engine;
 mod events;
 mod greylist;
+mod plan;
 mod rule;
+mod rule_state;
 mod trigger;
 
 pub use action::{Action, MAX_DELAY};
 pub use engine::{ConnectionFaults, Decision, FaultContext, FaultEngine, PlanSnapshot};
 pub use events::{EventLog, EventPage, FaultEvent, RawPage, RuleText};
-pub use rule::{FaultRule, RuleParseError, Stage};
+pub use rule::{FaultRule, RuleParseError, Stage, check_name};
 pub use trigger::Trigger;

@@ -18,10 +18,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::trigger;
 use super::{Action, Trigger};
 
 /// A point in the SMTP session where a fault may be injected.
@@ -126,15 +128,56 @@ impl<'de> Deserialize<'de> for Stage {
     }
 }
 
-/// A stage, an action and a trigger.
+/// A stage, an action and a trigger, with a name (given, or generated when installed) and a
+/// switch that keeps a rule in the plan without firing it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultRule {
+    /// `[A-Za-z0-9_-]{1,64}`; `None` until the engine names it.
+    pub name: Option<String>,
+    pub enabled: bool,
     pub stage: Stage,
     pub action: Action,
     pub trigger: Trigger,
 }
 
+/// Checks a rule name: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn check_name(name: &str) -> Result<(), RuleParseError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(RuleParseError(format!(
+            "bad rule name {name:?} (expected 1 to 64 of A-Z, a-z, 0-9, _ and -)"
+        )))
+    }
+}
+
 impl FaultRule {
+    /// An unnamed, enabled rule.
+    pub fn new(stage: Stage, action: Action, trigger: Trigger) -> Self {
+        FaultRule {
+            name: None,
+            enabled: true,
+            stage,
+            action,
+            trigger,
+        }
+    }
+
+    /// The rule without its name: `mail:close:35%` (what events and transcripts show beside
+    /// the name).
+    pub fn definition(&self) -> String {
+        format!("{}:{}{}", self.stage, self.action, self.trigger)
+    }
+
+    /// The same rule, name and switch aside.
+    pub fn same_definition(&self, other: &FaultRule) -> bool {
+        self.stage == other.stage && self.action == other.action && self.trigger == other.trigger
+    }
+
     /// The checks shared by the text and JSON forms: trigger ranges, and `accept-close`
     /// only at `data-end` (elsewhere there is no message to store).
     pub fn validate(&self) -> Result<(), RuleParseError> {
@@ -163,12 +206,19 @@ impl FaultRule {
                     .into(),
             ));
         }
+        if let Some(name) = &self.name {
+            check_name(name)?;
+        }
         self.trigger.validate()
     }
 }
 
 impl fmt::Display for FaultRule {
+    /// The `--fault` text: `NAME=STAGE:ACTION[:TRIGGER...]`, without `NAME=` when unnamed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.name {
+            write!(f, "{name}=")?;
+        }
         write!(f, "{}:{}{}", self.stage, self.action, self.trigger)
     }
 }
@@ -176,6 +226,11 @@ impl fmt::Display for FaultRule {
 impl FromStr for FaultRule {
     type Err = RuleParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // `NAME=STAGE:...`: a stage never holds `=`, so one before the first `:` names the rule.
+        let (name, s) = match s.split_once(':').map(|(first, _)| first.split_once('=')) {
+            Some(Some((name, _))) => (Some(name.to_owned()), &s[name.len() + 1..]),
+            _ => (None, s),
+        };
         let mut parts = s.split(':');
         let stage = match parts.next() {
             Some(stage) if !stage.is_empty() => stage.parse()?,
@@ -198,9 +253,8 @@ impl FromStr for FaultRule {
             trigger.apply(part)?;
         }
         let rule = FaultRule {
-            stage,
-            action,
-            trigger,
+            name,
+            ..FaultRule::new(stage, action, trigger)
         };
         rule.validate()?;
         Ok(rule)
@@ -211,6 +265,11 @@ impl FromStr for FaultRule {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleObject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// Absent means enabled.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    enabled: bool,
     stage: Stage,
     action: Action,
     #[serde(
@@ -227,12 +286,36 @@ struct RuleObject {
     after: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_conns: Option<u64>,
+    /// `for=`: a duration as text (`"30s"`).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    for_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_time: Option<String>,
+    /// `rate=`: `"50/s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    per_peer: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     times: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn duration_text(d: Option<Duration>) -> Option<String> {
+    d.map(|d| humantime::format_duration(d).to_string())
 }
 
 /// Writes `35` rather than `35.0` for a whole percentage, as a person would type it.
@@ -254,6 +337,8 @@ impl Serialize for FaultRule {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let t = self.trigger.clone();
         RuleObject {
+            name: self.name.clone(),
+            enabled: self.enabled,
             stage: self.stage,
             action: self.action.clone(),
             chance: t.chance,
@@ -261,6 +346,11 @@ impl Serialize for FaultRule {
             every: t.every,
             after: t.after,
             first_conns: t.first_conns,
+            for_time: duration_text(t.for_time),
+            after_time: duration_text(t.after_time),
+            rate: t.rate.map(|r| format!("{r}/s")),
+            per_peer: t.per_peer,
+            conns: t.conns,
             from: t.from,
             to: t.to,
             times: t.times,
@@ -288,7 +378,21 @@ impl<'de> Visitor<'de> for RuleVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FaultRule, A::Error> {
         let o = RuleObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let window = |name: &str, text: Option<String>| {
+            text.map(|t| trigger::window(name, &t))
+                .transpose()
+                .map_err(de::Error::custom)
+        };
+        let for_time = window("for", o.for_time)?;
+        let after_time = window("after-time", o.after_time)?;
+        let rate = o
+            .rate
+            .map(|r| trigger::rate(&r))
+            .transpose()
+            .map_err(de::Error::custom)?;
         let rule = FaultRule {
+            name: o.name,
+            enabled: o.enabled,
             stage: o.stage,
             action: o.action,
             trigger: Trigger {
@@ -297,6 +401,11 @@ impl<'de> Visitor<'de> for RuleVisitor {
                 every: o.every,
                 after: o.after,
                 first_conns: o.first_conns,
+                for_time,
+                after_time,
+                rate,
+                per_peer: o.per_peer,
+                conns: o.conns,
                 from: o.from,
                 to: o.to,
                 times: o.times,

@@ -45,6 +45,7 @@ fn good_rules_parse_to_the_right_parts() {
             from: Some("a@b".into()),
             to: None,
             times: Some(4),
+            ..Trigger::default()
         }
     );
 
@@ -123,11 +124,19 @@ fn tls_and_reply_shape_rules_in_both_forms() {
     // (text, the action, its JSON form)
     let table: &[(&str, Action, &str)] = &[
         ("starttls:abort", Action::Abort, r#""abort""#),
-        ("starttls:reply=454:first=1", Action::Reply(454), r#"{"reply":454}"#),
+        (
+            "starttls:reply=454:first=1",
+            Action::Reply(454),
+            r#"{"reply":454}"#,
+        ),
         ("mail:truncate", Action::Truncate, r#""truncate""#),
         ("ehlo:garbage:every=2", Action::Garbage, r#""garbage""#),
         ("connect:bare-lf", Action::BareLf, r#""bare-lf""#),
-        ("data-end:slow=100/s", Action::Slow(100), r#"{"slow":"100/s"}"#),
+        (
+            "data-end:slow=100/s",
+            Action::Slow(100),
+            r#"{"slow":"100/s"}"#,
+        ),
         ("starttls:slow=1/s", Action::Slow(1), r#"{"slow":"1/s"}"#),
     ];
     for (text, action, json_action) in table {
@@ -135,8 +144,15 @@ fn tls_and_reply_shape_rules_in_both_forms() {
         assert_eq!(&r.action, action, "{text}");
         assert_eq!(r.to_string(), *text);
         let json = serde_json::to_string(&r).unwrap();
-        assert!(json.contains(&format!(r#""action":{json_action}"#)), "{json}");
-        assert_eq!(serde_json::from_str::<FaultRule>(&json).unwrap(), r, "{json}");
+        assert!(
+            json.contains(&format!(r#""action":{json_action}"#)),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<FaultRule>(&json).unwrap(),
+            r,
+            "{json}"
+        );
     }
     assert_eq!(
         serde_json::from_str::<FaultRule>(r#"{"stage":"rcpt","action":{"slow":"5/s"}}"#).unwrap(),
@@ -144,7 +160,12 @@ fn tls_and_reply_shape_rules_in_both_forms() {
     );
     assert!(err("mail:abort").contains("action abort is only valid at stage starttls, not mail"));
     assert!(err("connect:abort").contains("only valid at stage starttls"));
-    for bad in ["mail:slow=0/s", "mail:slow=10", "mail:slow=x/s", "mail:slow=5000000000/s"] {
+    for bad in [
+        "mail:slow=0/s",
+        "mail:slow=10",
+        "mail:slow=x/s",
+        "mail:slow=5000000000/s",
+    ] {
         assert!(err(bad).contains("bad slow rate"), "{bad}");
     }
     let refused = serde_json::from_str::<FaultRule>(r#"{"stage":"mail","action":{"slow":"0/s"}}"#)
@@ -157,6 +178,35 @@ fn tls_and_reply_shape_rules_in_both_forms() {
             .to_string()
             .contains("only valid at stage starttls")
     );
+}
+
+#[test]
+fn time_rate_and_conns_triggers_in_both_forms() {
+    let r = rule("mail:421:for=30s:after-time=5s:rate=50/s:per-peer:conns=10");
+    assert_eq!(r.trigger.for_time, Some(Duration::from_secs(30)));
+    assert_eq!(r.trigger.after_time, Some(Duration::from_secs(5)));
+    assert_eq!(r.trigger.rate, Some(50));
+    assert!(r.trigger.per_peer);
+    assert_eq!(r.trigger.conns, Some(10));
+    assert_eq!(
+        r.to_string(),
+        "mail:421:for=30s:after-time=5s:rate=50/s:per-peer:conns=10"
+    );
+    let json = serde_json::to_string(&r).unwrap();
+    assert_eq!(
+        json,
+        r#"{"stage":"mail","action":"421","for":"30s","after_time":"5s","rate":"50/s","per_peer":true,"conns":10}"#
+    );
+    assert_eq!(serde_json::from_str::<FaultRule>(&json).unwrap(), r);
+    assert!(err("mail:close:per-peer").contains("per-peer needs a rate"));
+    assert!(err("mail:close:rate=0/s").contains("rate=0/s"));
+    assert!(err("mail:close:rate=fast").contains("expected N/s"));
+    assert!(err("mail:close:for=0s").contains("above 0"));
+    assert!(err("mail:close:for=soon").contains("bad trigger for"));
+    assert!(err("mail:close:per-peer:rate=1/s:per-peer").contains("given twice"));
+    let bad: Result<FaultRule, _> =
+        serde_json::from_str(r#"{"stage":"mail","action":"close","for":"later"}"#);
+    assert!(bad.unwrap_err().to_string().contains("bad trigger for"));
 }
 
 #[test]
@@ -335,6 +385,11 @@ mod properties {
                     every,
                     after,
                     first_conns,
+                    for_time: None,
+                    after_time: None,
+                    rate: None,
+                    per_peer: false,
+                    conns: None,
                     from,
                     to,
                     times,
@@ -345,7 +400,7 @@ mod properties {
     proptest! {
         #[test]
         fn text_and_json_round_trip(stage in stage(), action in action(), trigger in trigger()) {
-            let rule = FaultRule { stage, action, trigger };
+            let rule = FaultRule::new(stage, action, trigger);
             let text = rule.to_string();
             prop_assert_eq!(&text.parse::<FaultRule>().unwrap(), &rule, "via {}", text);
             let json = serde_json::to_string(&rule).unwrap();

@@ -53,6 +53,13 @@ pub fn router(state: State) -> axum::Router {
                 .put(control::put_faults)
                 .delete(control::delete_faults),
         )
+        .route(
+            "/faults/{name}",
+            get(control::get_rule)
+                .put(control::put_rule)
+                .patch(control::patch_rule)
+                .delete(control::delete_rule),
+        )
         .route("/events", get(control::events))
         .route("/reset", axum::routing::post(control::reset))
         .route("/stats", get(metrics::stats))

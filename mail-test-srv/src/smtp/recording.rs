@@ -63,7 +63,10 @@ impl Session {
 
     pub(super) fn record_fault(&self, decision: &Decision) {
         if let Some(r) = &self.recorder {
-            let text = format!("fault {} ({})", decision.rule.rule, decision.rule.action);
+            let text = format!(
+                "fault {} ({})",
+                decision.rule.definition, decision.rule.action
+            );
             r.line(Dir::Note, text.as_bytes());
             r.update(|record| record.faults += 1);
         }

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use mail_test_srv::fault::{Action, FaultRule, Stage, Trigger};
-use mail_test_srv::{
-    AuthMode, BareLf, CertFault, CertSource, Config, HttpConfig, Limits, TlsMode,
-};
+use mail_test_srv::{AuthMode, BareLf, CertFault, CertSource, Config, HttpConfig, Limits, TlsMode};
 
 /// A fault-injecting SMTP test server with an HTTP report API.
 #[derive(Debug, Parser)]
@@ -337,11 +335,7 @@ fn cert_fault(
 
 /// The rules `--closeFirst`, `--close-first` and `--close-chance` stand for, in that order.
 fn shorthand_rules(cli: &Cli) -> Vec<FaultRule> {
-    let rule = |action, trigger| FaultRule {
-        stage: Stage::Mail,
-        action,
-        trigger,
-    };
+    let rule = |action, trigger| FaultRule::new(Stage::Mail, action, trigger);
     let mut rules = Vec::new();
     if let Some(n) = cli.close_first_original {
         let trigger = Trigger {
@@ -380,6 +374,7 @@ pub fn resolve(cli: Cli) -> Result<Resolved, String> {
     let tls_cert_fault = cert_fault(&cli, tls, cert.as_ref())?;
     let mut faults = shorthand_rules(&cli);
     faults.splice(0..0, cli.faults);
+    mail_test_srv::fault::FaultEngine::check_rules(&faults).map_err(|e| format!("--fault: {e}"))?;
     let config = Config {
         smtp_addr: cli.smtp,
         http_addr: cli.http,
