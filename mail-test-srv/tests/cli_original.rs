@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
 
-use cli_util::{connect, line, spawn, spawn_exactly, spawn_with_stderr};
+use cli_util::{connect, http_get, line, spawn, spawn_exactly, spawn_with_stderr};
 
 /// Greets, sends MAIL, and returns what the server sent after the HELO reply until EOF
 /// (or until its reply to MAIL, when it answers one).
@@ -47,21 +47,6 @@ fn close_first_closes_mail_without_a_reply_on_each_of_the_first_connections() {
     let replies: Vec<String> = (0..6).map(|_| after_mail(&running.smtp)).collect();
     assert!(replies[..5].iter().all(String::is_empty), "{replies:?}");
     assert!(replies[5].starts_with("250 "), "{replies:?}");
-}
-
-/// `GET path` on the HTTP port; the response body.
-fn http_get(addr: &str, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
 }
 
 #[test]

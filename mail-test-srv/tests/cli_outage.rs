@@ -4,7 +4,7 @@
 
 mod cli_util;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -30,17 +30,7 @@ fn until_connect(addr: &str, refused: bool) {
 
 /// A blocking `GET` on the HTTP port; the body as JSON.
 fn http_get(addr: &str, path: &str) -> serde_json::Value {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200 "), "{response}");
-    serde_json::from_str(body).unwrap()
+    serde_json::from_str(&cli_util::http_get(addr, path)).unwrap()
 }
 
 #[test]

@@ -111,20 +111,44 @@ enum Until {
     Matching,
 }
 
-/// The index of what `until` names, skipping quoted strings (with `\` escapes), or `None`.
+/// Tracks quoted strings (`"..."`, with `\` escapes inside) one byte at a time.
+#[derive(Default)]
+struct Quotes {
+    quoted: bool,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Feeds one byte; true when it stands outside every quoted string and is not itself a
+    /// quote mark.
+    fn outside(&mut self, b: u8) -> bool {
+        if self.escaped {
+            self.escaped = false;
+            return false;
+        }
+        match b {
+            b'\\' if self.quoted => {
+                self.escaped = true;
+                false
+            }
+            b'"' => {
+                self.quoted = !self.quoted;
+                false
+            }
+            _ => !self.quoted,
+        }
+    }
+}
+
+/// The index of what `until` names, skipping quoted strings, or `None`.
 fn scan(text: &[u8], until: Until) -> Option<usize> {
     let mut depth = 1usize;
-    let mut quoted = false;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for (i, &b) in text.iter().enumerate() {
-        if escaped {
-            escaped = false;
+        if !quotes.outside(b) {
             continue;
         }
         match b {
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            _ if quoted => {}
             b'<' if until == Until::Open => return Some(i),
             b'<' => depth += 1,
             b'>' if until == Until::FirstClose => return Some(i),
@@ -166,24 +190,14 @@ fn address(path: &[u8]) -> Result<&str, &'static str> {
         _ => path,
     };
     let text = std::str::from_utf8(addr).map_err(|_| "address is not valid UTF-8")?;
-    let mut quoted = false;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for &b in addr {
-        if b < b' ' || b == 0x7f || b == b'<' || b == b'>' {
+        let forbidden = b < b' ' || b == 0x7f || b == b'<' || b == b'>';
+        if forbidden || (quotes.outside(b) && b == b' ') {
             return Err("bad character in address");
         }
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match b {
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b' ' if !quoted => return Err("bad character in address"),
-            _ => {}
-        }
     }
-    if quoted {
+    if quotes.quoted {
         return Err("unterminated quoted string in address");
     }
     Ok(text)

@@ -98,3 +98,19 @@ pub fn connect(addr: &str) -> (BufReader<TcpStream>, TcpStream) {
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     (BufReader::new(tcp.try_clone().unwrap()), tcp)
 }
+
+/// A blocking `GET path` on the HTTP port at `addr`; asserts 200 and returns the body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{response}");
+    body.to_owned()
+}
