@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::db::StoreError;
 
+mod summary;
 mod template;
+
+pub use summary::{backoff_line, smtp_words};
 
 pub use template::{DEFAULT_FUEL, DEFAULT_MAX_OUTPUT, MailTemplates, TemplateArgs, template_error};
 

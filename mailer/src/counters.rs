@@ -1,9 +1,11 @@
-//! Counters of one [`Mailer`](crate::Mailer): send attempts by result and cause, reconnects,
-//! dry runs. Plain atomics, bumped on the hot path without a lock; read as a snapshot.
+//! Counters of one [`Mailer`](crate::Mailer): send attempts by result and cause, retries by
+//! cause, reconnects, dry runs, and the backoff sleeps. Plain atomics, bumped on the hot path
+//! without a lock (the sleep log has one, sleeps being rare); read as a snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::disposition::Cause;
+use crate::sleeps::{BackoffSleep, SleepLog};
 
 /// The live counters, shared by every clone of a `Mailer` and its connections.
 #[derive(Debug, Default)]
@@ -11,10 +13,12 @@ pub(crate) struct Counters {
     sent: AtomicU64,
     bad_address: AtomicU64,
     failed: [AtomicU64; Cause::ALL.len()],
+    retries: [AtomicU64; Cause::ALL.len()],
     reconnect_attempts: AtomicU64,
     reconnects: AtomicU64,
     connect_failures: [AtomicU64; Cause::ALL.len()],
     dry_run: AtomicU64,
+    sleeps: SleepLog,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -38,6 +42,12 @@ impl Counters {
     pub(crate) fn failed(&self, cause: Cause) {
         bump(&self.failed[index(cause)]);
     }
+    pub(crate) fn retried(&self, cause: Cause) {
+        bump(&self.retries[index(cause)]);
+    }
+    pub(crate) fn slept(&self, sleep: BackoffSleep) {
+        self.sleeps.push(sleep);
+    }
     pub(crate) fn reconnect_attempt(&self) {
         bump(&self.reconnect_attempts);
     }
@@ -60,14 +70,18 @@ impl Counters {
                 .map(|(cause, c)| (*cause, read(c)))
                 .collect()
         };
+        let (sleeps, sleeps_not_kept) = self.sleeps.read();
         CountersSnapshot {
             sent: read(&self.sent),
             bad_address: read(&self.bad_address),
             failed_by_cause: by_cause(&self.failed),
+            retries_by_cause: by_cause(&self.retries),
             reconnect_attempts: read(&self.reconnect_attempts),
             reconnects: read(&self.reconnects),
             connect_failures_by_cause: by_cause(&self.connect_failures),
             dry_run: read(&self.dry_run),
+            sleeps,
+            sleeps_not_kept,
         }
     }
 }
@@ -81,6 +95,9 @@ pub struct CountersSnapshot {
     pub bad_address: u64,
     /// Failed attempts (resent or not) by cause, every cause listed, in `Cause::ALL` order.
     pub failed_by_cause: Vec<(Cause, u64)>,
+    /// Failed attempts that were tried again (reconnect and resend, or RSET and retry after
+    /// a temporary refusal), by cause; the rest of `failed_by_cause` ended as errors.
+    pub retries_by_cause: Vec<(Cause, u64)>,
     /// Connection attempts made after a failure (each one after a backoff sleep).
     pub reconnect_attempts: u64,
     /// Reconnect attempts that gave a usable connection.
@@ -89,6 +106,10 @@ pub struct CountersSnapshot {
     pub connect_failures_by_cause: Vec<(Cause, u64)>,
     /// Messages logged instead of sent in dry-run mode.
     pub dry_run: u64,
+    /// The backoff sleeps, oldest first (the first 512).
+    pub sleeps: Vec<BackoffSleep>,
+    /// Backoff sleeps past those kept in `sleeps`.
+    pub sleeps_not_kept: u64,
 }
 
 impl CountersSnapshot {
@@ -100,6 +121,27 @@ impl CountersSnapshot {
     pub fn failed_total(&self) -> u64 {
         self.failed_by_cause.iter().map(|(_, n)| n).sum()
     }
+    /// Retried attempts of one cause (`Cause::Temporary`: greylisting, rate limits...).
+    pub fn retries(&self, cause: Cause) -> u64 {
+        lookup(&self.retries_by_cause, cause)
+    }
+    /// Retried attempts of any cause.
+    pub fn retries_total(&self) -> u64 {
+        self.retries_by_cause.iter().map(|(_, n)| n).sum()
+    }
+    /// Failed connection attempts of any cause.
+    pub fn connect_failures_total(&self) -> u64 {
+        self.connect_failures_by_cause.iter().map(|(_, n)| n).sum()
+    }
+    /// The backoff sleeps as one line of words (`r1=98/99ms r2=205/207ms t1=...`), with
+    /// `+N more` when some were not kept; empty when there were none.
+    pub fn sleeps_line(&self) -> String {
+        let mut words: Vec<String> = self.sleeps.iter().map(ToString::to_string).collect();
+        if self.sleeps_not_kept > 0 {
+            words.push(format!("+{} more", self.sleeps_not_kept));
+        }
+        words.join(" ")
+    }
     /// Failed connection attempts of one cause.
     pub fn connect_failures(&self, cause: Cause) -> u64 {
         lookup(&self.connect_failures_by_cause, cause)
@@ -108,6 +150,19 @@ impl CountersSnapshot {
     pub fn attempts(&self) -> u64 {
         self.sent + self.bad_address + self.failed_total()
     }
+}
+
+/// ` (closed=1 421=2)`: the non-zero causes, nothing when all are zero.
+fn write_causes(f: &mut std::fmt::Formatter<'_>, list: &[(Cause, u64)]) -> std::fmt::Result {
+    let causes: Vec<String> = list
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(c, n)| format!("{c}={n}"))
+        .collect();
+    if causes.is_empty() {
+        return Ok(());
+    }
+    write!(f, " ({})", causes.join(" "))
 }
 
 fn lookup(list: &[(Cause, u64)], cause: Cause) -> u64 {
@@ -126,20 +181,20 @@ impl std::fmt::Display for CountersSnapshot {
             self.bad_address,
             self.failed_total()
         )?;
-        let causes: Vec<String> = self
-            .failed_by_cause
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(c, n)| format!("{c}={n}"))
-            .collect();
-        if !causes.is_empty() {
-            write!(f, " ({})", causes.join(" "))?;
+        write_causes(f, &self.failed_by_cause)?;
+        if self.retries_total() > 0 {
+            write!(f, " retries={}", self.retries_total())?;
+            write_causes(f, &self.retries_by_cause)?;
         }
         write!(
             f,
             " reconnects={}/{}",
             self.reconnects, self.reconnect_attempts
         )?;
+        if self.connect_failures_total() > 0 {
+            write!(f, " connect-failures={}", self.connect_failures_total())?;
+            write_causes(f, &self.connect_failures_by_cause)?;
+        }
         if self.dry_run > 0 {
             write!(f, " dry-run={}", self.dry_run)?;
         }
@@ -160,6 +215,8 @@ mod tests {
         counters.failed(Cause::Closed);
         counters.failed(Cause::Reply421);
         counters.failed(Cause::Reply421);
+        counters.retried(Cause::Closed);
+        counters.retried(Cause::Reply421);
         counters.reconnect_attempt();
         counters.reconnected();
         counters.connect_failed(Cause::Refused);
@@ -173,9 +230,13 @@ mod tests {
         assert_eq!(snap.attempts(), 6);
         assert_eq!(snap.connect_failures(Cause::Refused), 1);
         assert_eq!(snap.failed_by_cause.len(), Cause::ALL.len());
+        assert_eq!(snap.retries(Cause::Reply421), 1);
+        assert_eq!(snap.retries_total(), 2);
         assert_eq!(
             snap.to_string(),
-            "sent=2 bad-address=1 failed=3 (closed=1 421=2) reconnects=1/1"
+            "sent=2 bad-address=1 failed=3 (closed=1 421=2) retries=2 (closed=1 421=1) \
+             reconnects=1/1 connect-failures=1 (refused=1)"
         );
+        assert_eq!(snap.sleeps_line(), "");
     }
 }

@@ -1,11 +1,20 @@
-//! What to do about a failed SMTP step: reconnect and resend, report a bad address, or
-//! give up on this message. Pure functions over lettre's error, table-tested against real
+//! What to do about a failed SMTP step: reconnect and resend, retry the transaction after
+//! a temporary refusal, report a bad address, or give up on this message. Pure functions over lettre's error, table-tested against real
 //! errors in `tests/send_disposition.rs`.
 //!
 //! How lettre reports a dead connection (CRATES.md, probed against real sockets):
 //! a plain-TCP close is `is_response()` with "incomplete response" and no io source; a
 //! close under TLS is io `UnexpectedEof` in the `source()` chain; an RST is io
 //! `ConnectionReset`, and the next write on that socket io `BrokenPipe`; 421 is a reply.
+//!
+//! Temporary refusals: any 4xx that is neither 421 nor on [`BAD_ADDRESS_CODES`] (451 from
+//! greylisting or a rate limit, 452 for a full queue) is [`Disposition::Retry`]: the server
+//! is fine and said "later", so the same transaction is tried again on the same connection
+//! after a backoff. The codes on the list keep the original's meaning even when they are
+//! 4xx: a 450 (which some greylisting servers send instead of 451) is a typed
+//! [`Error::BadAddress`](crate::Error::BadAddress) with code 450 and is not retried in the
+//! run; its `is_temporary()` is true, so a caller keeping books (expiration-mailer) leaves it
+//! for the next run rather than marking the address bad.
 
 use std::error::Error as _;
 use std::io::ErrorKind;
@@ -17,6 +26,9 @@ use lettre::transport::smtp::Error as SmtpError;
 pub enum Disposition {
     /// The connection is gone (or going, for 421): reconnect with backoff and resend.
     Reconnect,
+    /// A temporary refusal (4xx, not 421, not a bad-address code): RSET, back off, and try
+    /// the whole transaction again, within the same bound as reconnects.
+    Retry,
     /// The server refused the recipient with this code: report it, RSET, keep the connection.
     BadAddress(u16),
     /// Anything else: report it; RSET if the connection still speaks SMTP.
@@ -38,19 +50,23 @@ pub enum Cause {
     Timeout,
     /// Nobody listens on the port (only while connecting).
     Refused,
+    /// A temporary refusal: a 4xx reply other than 421 and the bad-address codes
+    /// (greylisting, rate limits, a full queue).
+    Temporary,
     /// Any other error (a 5xx, a TLS failure, a malformed reply...).
     Other,
 }
 
 impl Cause {
     /// Every cause, in the order the counters list them.
-    pub const ALL: [Cause; 7] = [
+    pub const ALL: [Cause; 8] = [
         Cause::Closed,
         Cause::Reset,
         Cause::BrokenPipe,
         Cause::Reply421,
         Cause::Timeout,
         Cause::Refused,
+        Cause::Temporary,
         Cause::Other,
     ];
 
@@ -63,6 +79,7 @@ impl Cause {
             Cause::Reply421 => "421",
             Cause::Timeout => "timeout",
             Cause::Refused => "refused",
+            Cause::Temporary => "4xx",
             Cause::Other => "other",
         }
     }
@@ -98,6 +115,7 @@ pub fn disposition(err: &SmtpError) -> Disposition {
             Disposition::Reconnect
         }
         Cause::Refused => Disposition::Reconnect,
+        Cause::Temporary => Disposition::Retry,
         Cause::Other => match err.status().map(u16::from) {
             Some(code) if BAD_ADDRESS_CODES.contains(&code) => Disposition::BadAddress(code),
             _ => Disposition::Fatal,
@@ -108,11 +126,7 @@ pub fn disposition(err: &SmtpError) -> Disposition {
 /// Why the step failed, read from the reply code or the io error in the `source()` chain.
 pub fn cause(err: &SmtpError) -> Cause {
     if let Some(code) = err.status() {
-        return if u16::from(code) == 421 {
-            Cause::Reply421
-        } else {
-            Cause::Other
-        };
+        return cause_of_code(code.into());
     }
     if let Some(kind) = io_kind(err) {
         return cause_of_io(kind);
@@ -123,6 +137,16 @@ pub fn cause(err: &SmtpError) -> Cause {
         return Cause::Closed;
     }
     Cause::Other
+}
+
+/// Why a reply ended the step: 421, a temporary refusal, or something else (5xx, and the
+/// 4xx bad-address codes, which `disposition` reports as bad addresses).
+pub(crate) fn cause_of_code(code: u16) -> Cause {
+    match code {
+        421 => Cause::Reply421,
+        400..=499 if !BAD_ADDRESS_CODES.contains(&code) => Cause::Temporary,
+        _ => Cause::Other,
+    }
 }
 
 /// Why an io error ended the step.
@@ -153,4 +177,31 @@ fn io_kind(err: &SmtpError) -> Option<ErrorKind> {
         source = e.source();
     }
     first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_codes_split_into_421_temporary_and_the_rest() {
+        let table = [
+            (421, Cause::Reply421),
+            (451, Cause::Temporary),
+            (452, Cause::Temporary),
+            (454, Cause::Temporary),
+            (403, Cause::Temporary),
+            // On the bad-address list: reported as bad addresses, not retried in the run.
+            (401, Cause::Other),
+            (422, Cause::Other),
+            (441, Cause::Other),
+            (450, Cause::Other),
+            (550, Cause::Other),
+            (554, Cause::Other),
+            (500, Cause::Other),
+        ];
+        for (code, want) in table {
+            assert_eq!(cause_of_code(code), want, "{code}");
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! mailer: send mail through an SMTP server that may drop the connection, reset it or
-//! answer 421, reconnecting with exponential backoff and resending the same message.
+//! answer 421, reconnecting with exponential backoff and resending the same message; a
+//! temporary refusal (451 greylisting, a rate limit, 452) is RSET and retried after a
+//! backoff within the same bound.
 //!
 //! The API:
 //! ```text
@@ -10,7 +12,8 @@
 //! Mailer::with_sleeper(Config, Arc<dyn Clock>, Arc<dyn Sleeper>)  (tests: record the backoff)
 //! Mailer::connect(&self).await -> Result<Connection, Error>       (retries within the bound)
 //! Mailer::counters(&self) -> CountersSnapshot  {sent, bad_address, failed_by_cause,
-//!          reconnect_attempts, reconnects, connect_failures_by_cause, dry_run} + Display
+//!          retries_by_cause, reconnect_attempts, reconnects, connect_failures_by_cause,
+//!          dry_run, sleeps: Vec<BackoffSleep {kind, index, planned, slept, ..}>} + Display
 //! Mailer::config(&self) -> &Config
 //! Connection::send_mail(&mut self, to: &[String], subject, body).await -> Result<Sent, Error>
 //! Connection::is_open(&self) -> bool
@@ -20,9 +23,10 @@
 //!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, Protocol,
 //!         GaveUp, Timeout, Message}; Error::is_bad_address(), is_temporary() (4xx),
 //!         is_permanent_bad_address(), code()
-//! disposition(&lettre::transport::smtp::Error) -> Disposition {Reconnect, BadAddress(code), Fatal}
+//! disposition(&lettre::transport::smtp::Error) -> Disposition {Reconnect, Retry,
+//!          BadAddress(code), Fatal}
 //! cause(&lettre::transport::smtp::Error) -> Cause {Closed, Reset, BrokenPipe, Reply421,
-//!          Timeout, Refused, Other}; BAD_ADDRESS_CODES
+//!          Timeout, Refused, Temporary, Other}; BAD_ADDRESS_CODES
 //! retry_backoff(i, base, max, 2) -> Duration; backoff_before_jitter(..); Sleeper, TokioSleeper
 //! parse_from(&str) -> Mailbox; parse_recipient(&str) -> Address; new_message_id(domain)
 //! Clock (SystemClock, FixedClock), clock_from_env(), parse_fakeclock() -> ClockError
@@ -39,7 +43,9 @@
 //! - `config`: [`Config`] (server, TLS, credentials, from, backoff, bounds, step timeout).
 //! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`) and
 //!   what `send_mail` does about each failure.
-//! - `reconnect`: the bounded reconnect loop with backoff sleeps.
+//! - `reconnect`: the bounded reconnect loop with backoff sleeps, and the bound that
+//!   retries after a temporary refusal (4xx) share.
+//! - `sleeps`: the log of backoff sleeps ([`BackoffSleep`]), read through the counters.
 //! - `session`: opening one SMTP session over lettre's low-level connection; step failures.
 //! - `reply_check`: plain connections fail at once on a reply that is not SMTP (bare LF...).
 //! - `transaction`: MAIL/RCPT/DATA (pipelined when offered), the content, RSET, QUIT.
@@ -47,7 +53,7 @@
 //! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter; the [`Sleeper`].
 //! - `message`: building the RFC 5322 message (headers, quoted-printable body).
 //! - `clock`: [`Clock`]: the real clock or `FAKECLOCK`.
-//! - `counters`: attempts by result and cause, reconnects.
+//! - `counters`: attempts by result and cause, retries by cause, reconnects, sleeps.
 //! - `error`: [`Error`] and [`Step`].
 //! - `cli`, `db`: flags, set-up and the certificate store of the two binaries.
 
@@ -65,6 +71,7 @@ mod message;
 mod reconnect;
 mod reply_check;
 mod session;
+mod sleeps;
 mod transaction;
 
 pub use backoff::{JITTER, Sleeper, TokioSleeper, backoff_before_jitter, retry_backoff};
@@ -75,3 +82,4 @@ pub use disposition::{BAD_ADDRESS_CODES, Cause, Disposition, cause, disposition}
 pub use error::{Error, Step};
 pub use mailer::{Connection, Mailer, Sent};
 pub use message::{new_message_id, parse_from, parse_recipient};
+pub use sleeps::{BackoffKind, BackoffSleep};

@@ -1,5 +1,6 @@
 //! [`Mailer`] (shared settings, counters, the reconnect loop) and [`Connection`] (one SMTP
-//! session that survives a flaky server: `send_mail` reconnects and resends on its own).
+//! session that survives a flaky server: `send_mail` reconnects and resends on its own, and
+//! retries a transaction the server refused for now).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::error::Error;
 use crate::message::{self, parse_from};
 use crate::reconnect::Outage;
 use crate::session::{self, Dialer, Session, StepFailure, reply_text};
+use crate::sleeps::BackoffKind;
 use crate::transaction;
 
 /// Sends mail; cheap to clone (an `Arc` inside), so tasks can share one and each open its
@@ -184,6 +186,12 @@ impl Connection {
     /// Message-ID) again. If the server had stored the message but its reply was lost, the
     /// recipient gets it twice, told apart by the Message-ID: at-least-once delivery.
     ///
+    /// A temporary refusal (a 4xx other than 421 and the bad-address codes: greylisting's
+    /// 451, a rate limit, 452) at MAIL, RCPT, DATA or after the message: RSET, sleep
+    /// `retry_backoff(k)` before the k-th retry, and try the whole transaction again, within
+    /// the bound of reconnects (`max_reconnects`, `reconnect_deadline`, counted together);
+    /// past it, the refusal is returned (a [`Error::Rejected`] whose `is_temporary()` holds).
+    ///
     /// A bad-address reply to RCPT, DATA or the message gives [`Error::BadAddress`] after
     /// RSET (on MAIL FROM the code concerns our sender, so it is [`Error::Rejected`]); any
     /// other reply gives an error after RSET; the connection stays usable in both cases.
@@ -256,11 +264,32 @@ impl Connection {
             match failure.disposition() {
                 Disposition::Reconnect => {
                     inner.counters.failed(cause);
+                    inner.counters.retried(cause);
                     warn!(%cause, message_id, "will reconnect and resend: {}", failure.describe());
                     drop(session);
                     outage
                         .get_or_insert_with(|| Outage::start(inner.sleeper.now()))
                         .record(cause, &failure);
+                }
+                Disposition::Retry => {
+                    inner.counters.failed(cause);
+                    let trouble = outage.get_or_insert_with(|| Outage::start(inner.sleeper.now()));
+                    trouble.record(cause, &failure);
+                    let next = trouble.next_retry(&inner.config, inner.sleeper.now());
+                    // RSET either way: the connection stays usable for the retry or the
+                    // caller's next message.
+                    if !failure.abandon {
+                        self.smtp = reset(session, timeout).await;
+                    }
+                    let Some((index, delay, cut)) = next else {
+                        warn!(%cause, message_id, "still refused at the bound, giving up: {}", failure.describe());
+                        return Err(failure.into_error());
+                    };
+                    inner.counters.retried(cause);
+                    warn!(%cause, message_id, retry = index, ?delay, "refused for now, will retry: {}", failure.describe());
+                    self.mailer
+                        .back_off(BackoffKind::Retry, index, delay, cut)
+                        .await;
                 }
                 Disposition::BadAddress(code) => {
                     inner.counters.bad_address();

@@ -7,6 +7,11 @@
 //! server that cannot be reached is waited for, ever longer. The bound, though, counts every
 //! reconnect of the outage (one message's troubles), so a server that accepts connections
 //! but always drops them still ends in `GaveUp` rather than an endless loop.
+//!
+//! Retries after a temporary refusal (a 4xx such as greylisting's 451) count against the same
+//! bound, with their own index: the server answered, so there is no point in a zero first
+//! sleep; retry k sleeps `retry_backoff(k)` = base·2^(k-1). When the bound is reached on a
+//! refusal, the caller gets the refusal itself (still a 4xx, so `is_temporary()`).
 
 use std::time::Duration;
 
@@ -19,6 +24,7 @@ use crate::disposition::{Cause, Disposition};
 use crate::error::Error;
 use crate::mailer::Mailer;
 use crate::session::{Session, StepFailure};
+use crate::sleeps::{BackoffKind, BackoffSleep};
 
 impl Mailer {
     /// Opens a session; while the failures are of the reconnect kind, sleeps
@@ -28,7 +34,9 @@ impl Mailer {
         let config = &inner.config;
         loop {
             if let Some(outage) = outage.as_mut() {
-                let delay = outage.next_delay(config, inner.sleeper.now())?;
+                let (delay, cut) = outage
+                    .next_delay(config, inner.sleeper.now(), outage.backoff_index)
+                    .ok_or_else(|| outage.gave_up(inner.sleeper.now()))?;
                 if !delay.is_zero() {
                     info!(
                         attempt = outage.attempts + 1,
@@ -37,7 +45,8 @@ impl Mailer {
                         config.server,
                         config.port
                     );
-                    inner.sleeper.sleep(delay).await;
+                    self.back_off(BackoffKind::Reconnect, outage.backoff_index, delay, cut)
+                        .await;
                 }
                 outage.attempts += 1;
                 outage.backoff_index += 1;
@@ -55,7 +64,11 @@ impl Mailer {
                 Err(failure) => {
                     let cause = failure.cause();
                     inner.counters.connect_failed(cause);
-                    if failure.disposition() != Disposition::Reconnect {
+                    // A 4xx greeting or EHLO (not 421) says "later" as well: the same loop.
+                    if !matches!(
+                        failure.disposition(),
+                        Disposition::Reconnect | Disposition::Retry
+                    ) {
                         return Err(failure.into_error());
                     }
                     warn!(%cause, "cannot connect: {}", failure.describe());
@@ -65,6 +78,26 @@ impl Mailer {
                 }
             }
         }
+    }
+
+    /// Sleeps one backoff, logging what was asked and how long it took.
+    pub(crate) async fn back_off(
+        &self,
+        kind: BackoffKind,
+        index: u32,
+        delay: Duration,
+        cut_by_deadline: bool,
+    ) {
+        let sleeper = &self.inner.sleeper;
+        let before = sleeper.now();
+        sleeper.sleep(delay).await;
+        self.inner.counters.slept(BackoffSleep {
+            kind,
+            index,
+            planned: delay,
+            slept: sleeper.now().saturating_duration_since(before),
+            cut_by_deadline,
+        });
     }
 
     /// One connection attempt without the backoff loop (see `Connection::gave_up`).
@@ -101,6 +134,8 @@ pub(crate) struct Outage {
     attempts: u32,
     /// Attempts since a connection last opened: the `i` of `retry_backoff(i)`.
     backoff_index: u32,
+    /// Retries after temporary refusals so far (the i of their `retry_backoff(i)`).
+    retries: u32,
     last_cause: Cause,
     last: String,
 }
@@ -111,6 +146,7 @@ impl Outage {
             started: now,
             attempts: 0,
             backoff_index: 0,
+            retries: 0,
             last_cause: Cause::Other,
             last: String::new(),
         }
@@ -121,30 +157,42 @@ impl Outage {
         self.last = failure.describe();
     }
 
-    /// The sleep before the next reconnect attempt, or `GaveUp` when the bound is reached.
-    fn next_delay(&self, config: &Config, now: Instant) -> Result<Duration, Error> {
+    /// The sleep before the next attempt, `retry_backoff(index)`, and whether the deadline
+    /// shortened it; `None` when the bound is reached.
+    fn next_delay(&self, config: &Config, now: Instant, index: u32) -> Option<(Duration, bool)> {
         let elapsed = now.saturating_duration_since(self.started);
         let past_deadline = config.reconnect_deadline.is_some_and(|d| elapsed >= d);
         if self.attempts >= config.max_reconnects || past_deadline {
-            return Err(self.gave_up(elapsed));
+            return None;
         }
-        let delay = retry_backoff(
-            self.backoff_index,
-            config.reconnect_base,
-            config.reconnect_max,
-            2,
-        );
+        let delay = retry_backoff(index, config.reconnect_base, config.reconnect_max, 2);
         // Never sleep past the deadline: one last attempt right at it instead.
-        Ok(match config.reconnect_deadline {
-            Some(deadline) => delay.min(deadline.saturating_sub(elapsed)),
-            None => delay,
+        Some(match config.reconnect_deadline {
+            Some(deadline) if delay > deadline.saturating_sub(elapsed) => {
+                (deadline.saturating_sub(elapsed), true)
+            }
+            _ => (delay, false),
         })
     }
 
-    fn gave_up(&self, elapsed: Duration) -> Error {
+    /// Books a retry after a temporary refusal: its index and sleep, or `None` when the
+    /// bound is reached (the caller then returns the refusal).
+    pub(crate) fn next_retry(
+        &mut self,
+        config: &Config,
+        now: Instant,
+    ) -> Option<(u32, Duration, bool)> {
+        let index = self.retries + 1;
+        let (delay, cut) = self.next_delay(config, now, index)?;
+        self.retries = index;
+        self.attempts += 1;
+        Some((index, delay, cut))
+    }
+
+    fn gave_up(&self, now: Instant) -> Error {
         Error::GaveUp {
             attempts: self.attempts,
-            elapsed,
+            elapsed: now.saturating_duration_since(self.started),
             last_cause: self.last_cause,
             last: self.last.clone(),
         }

@@ -195,9 +195,26 @@ async fn every_bad_address_code_is_a_bad_address() {
 }
 
 #[tokio::test]
+async fn temporary_refusals_mean_retry() {
+    // 451 greylisted or rate limited, 452 too many recipients or a full queue, 454 TLS not
+    // available now: the server is fine and said "later".
+    for code in [451, 452, 454] {
+        let err = error_on_rcpt(Act::Code(code)).await;
+        check(
+            &format!("{code} on RCPT"),
+            &err,
+            Cause::Temporary,
+            Disposition::Retry,
+        );
+    }
+    let err = error_on_mail(Act::Reply("451 4.7.1 slow down\r\n")).await;
+    check("451 on MAIL", &err, Cause::Temporary, Disposition::Retry);
+}
+
+#[tokio::test]
 async fn other_refusals_are_fatal() {
-    // 451 local error, 452 too many recipients, 503 bad sequence, 552 too big, 554 failed.
-    for code in [451, 452, 503, 552, 554] {
+    // 503 bad sequence, 552 too big, 554 failed.
+    for code in [503, 552, 554] {
         let err = error_on_rcpt(Act::Code(code)).await;
         check(
             &format!("{code} on RCPT"),

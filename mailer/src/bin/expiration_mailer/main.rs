@@ -100,7 +100,13 @@ async fn run_mailer(db: &str, run: &RunArgs, clock: Arc<dyn Clock>) -> Result<Ex
         match result {
             Ok(summary) if run.dry_run => println!("{summary} (dry run: nothing sent or recorded)"),
             Ok(summary) => {
-                println!("{summary}");
+                // The SMTP side too (reconnects, refused connects, retries, sleeps since
+                // the start), so an operator sees a flaky server that still got the mail out.
+                let counters = mailer.counters();
+                println!("{summary}{}", cli::smtp_words(&counters));
+                if let Some(line) = cli::backoff_line(PROGRAM, &counters) {
+                    println!("{line}");
+                }
                 failed = summary.failures;
             }
             Err(fatal) if run.daemon => {

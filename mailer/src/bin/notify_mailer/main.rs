@@ -48,7 +48,7 @@ async fn run(args: Args) -> Result<ExitCode, Fatal> {
     tokio::spawn(cli::cancel_on_signal(cancel.clone()));
     let count = recipients.len();
     let outcome = send_all(
-        mailer,
+        Arc::clone(&mailer),
         recipients,
         Arc::new(move |r| renderer.render(r)),
         args.parallel_sends,
@@ -58,17 +58,22 @@ async fn run(args: Args) -> Result<ExitCode, Fatal> {
     )
     .await?;
 
+    let counters = mailer.counters();
     println!(
         "{PROGRAM}: recipients={count} sent={} failed={} skipped={}{}",
         outcome.sent,
         outcome.failed.len(),
         outcome.skipped,
         if args.dry_run {
-            " (dry run: nothing was sent)"
+            " (dry run: nothing was sent)".to_owned()
         } else {
-            ""
+            // The SMTP side: reconnects, refused connects, retries (the sleeps below).
+            cli::smtp_words(&counters)
         }
     );
+    if let Some(line) = cli::backoff_line(PROGRAM, &counters) {
+        println!("{line}");
+    }
     for (address, why) in &outcome.failed {
         println!("failed: {address}: {why}");
     }
