@@ -324,6 +324,34 @@ impl Api {
         }
     }
 
+    /// `POST /api/v1/outage`: the SMTP side gone for `length` (`refuse` or `blackhole`),
+    /// replacing the outage on, if any. The HTTP port stays up throughout.
+    pub async fn outage(&self, mode: &str, length: Duration) -> anyhow::Result<()> {
+        let url = format!("{}/api/v1/outage", self.base);
+        let body = serde_json::json!({ "for": format!("{}ms", length.as_millis()), "mode": mode })
+            .to_string();
+        let agent = self.agent.clone();
+        let shown = url.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<(u16, String), ureq::Error> {
+            let mut response = agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body)?;
+            let status = response.status().as_u16();
+            Ok((status, response.body_mut().read_to_string()?))
+        })
+        .await
+        .context("the HTTP task failed")?;
+        let (status, body) = result.with_context(|| format!("POST {shown}"))?;
+        if !(200..300).contains(&status) {
+            bail!(
+                "POST {shown} ({mode} for {length:?}): status {status}: {}",
+                body.trim()
+            );
+        }
+        Ok(())
+    }
+
     pub async fn stats(&self) -> anyhow::Result<Stats> {
         self.json("/api/v1/stats", &[]).await
     }

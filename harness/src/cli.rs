@@ -101,15 +101,20 @@ pub enum ScenarioName {
     /// stored once, envelope sender test@example.com. Needs `go` (skipped without it, outside
     /// CI). Runs after `exactly-once`, which counts every message on the plain server.
     GoClient,
+    /// Both mailers while the plain server is gone for 3 s (refused, then blackholed, through
+    /// the outage API): refused connects seen, every backoff sleep on the schedule, every message
+    /// once. Last: its outage events are faults the others do not expect.
+    GoneAway,
 }
 
 impl ScenarioName {
-    pub const ALL: [ScenarioName; 5] = [
+    pub const ALL: [ScenarioName; 6] = [
         ScenarioName::Expiration,
         ScenarioName::Notify,
         ScenarioName::ExactlyOnce,
         ScenarioName::Tls,
         ScenarioName::GoClient,
+        ScenarioName::GoneAway,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +124,7 @@ impl ScenarioName {
             ScenarioName::ExactlyOnce => "exactly-once",
             ScenarioName::Tls => "tls",
             ScenarioName::GoClient => "go-client",
+            ScenarioName::GoneAway => "gone-away",
         }
     }
 
@@ -200,7 +206,20 @@ mod tests {
             ScenarioName::selection(&[GoClient, ExactlyOnce]),
             [Expiration, Notify, ExactlyOnce, GoClient]
         );
-        assert_eq!(ScenarioName::ALL.last(), Some(&GoClient));
+        assert_eq!(ScenarioName::ALL.last(), Some(&GoneAway));
+    }
+
+    #[test]
+    fn gone_away_is_named_and_runs_last() {
+        use ScenarioName::*;
+        let cli = Cli::try_parse_from(["harness", "--scenario", "gone-away"]).unwrap();
+        assert_eq!(cli.run.scenarios, [GoneAway]);
+        assert_eq!(GoneAway.as_str(), "gone-away");
+        // Its outage events would be faults the Go client's check does not expect.
+        assert_eq!(
+            ScenarioName::selection(&[GoneAway, GoClient]),
+            [GoClient, GoneAway]
+        );
     }
 
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {

@@ -10,7 +10,7 @@
 //! - [`api`]: the server's HTTP report API as the scenarios read it.
 //! - [`certs`]: test certificates with a chosen validity.
 //! - [`mailers`]: running a mailer with the shared SMTP flags and reporting its failure.
-//! - [`scenarios`]: expiration, notify, exactly-once, tls, go-client.
+//! - [`scenarios`]: expiration, notify, exactly-once, tls, go-client, gone-away.
 //! - [`transcripts`]: the server's transcripts of the sessions behind a failed scenario.
 //! - [`run`], [`serve`], [`report`]: the subcommands and the result table.
 //! - [`mod@bench`]: `harness bench`, the load generator.

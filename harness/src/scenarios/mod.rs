@@ -7,10 +7,14 @@
 //!   faults really injected.
 //! - `tls`: the three above in small, over implicit TLS.
 //! - `go_client`: the Go net/smtp client the original mailer was, built from `test/clients/`.
+//! - `gone_away`: both mailers while the server is gone for 3 s (refused, then blackholed):
+//!   refused connects seen, backoff sleeps on schedule, every message once.
 //!
 //! Scenarios use their own addresses (`...-plain@`, `...-tls@`, `@go-client.example`), so none
 //! sees another's mail and `exactly_once` can check the sum of what the others sent without a
-//! reset in between. The Go client's mail is not in that sum: it runs after `exactly_once`.
+//! reset in between. The Go client's mail is not in that sum: it runs after `exactly_once`; and
+//! `gone_away` (`@gone-away.example`) runs last, since its outage events would be faults the Go
+//! client's check does not expect.
 //!
 //! The servers also lose a reply now and then (`data-end:accept-close`), so a message can be
 //! stored twice, legitimately: every scenario counts messages by Message-ID and checks each
@@ -20,6 +24,7 @@ mod copies;
 mod exactly_once;
 mod expiration;
 mod go_client;
+mod gone_away;
 mod notify;
 
 use std::collections::BTreeMap;
@@ -127,6 +132,7 @@ pub async fn run(name: ScenarioName, ctx: &mut Ctx) -> anyhow::Result<Outcome> {
             })
         }
         ScenarioName::GoClient => go_client::run(ctx).await,
+        ScenarioName::GoneAway => gone_away::run(ctx).await,
     }
 }
 
