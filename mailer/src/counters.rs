@@ -95,8 +95,9 @@ pub struct CountersSnapshot {
     pub bad_address: u64,
     /// Failed attempts (resent or not) by cause, every cause listed, in `Cause::ALL` order.
     pub failed_by_cause: Vec<(Cause, u64)>,
-    /// Failed attempts that were tried again (reconnect and resend, or RSET and retry after
-    /// a temporary refusal), by cause; the rest of `failed_by_cause` ended as errors.
+    /// Failed attempts after which the mailer went on (to reconnect and resend, or to RSET
+    /// and retry after a temporary refusal), by cause; the rest of `failed_by_cause` ended
+    /// as errors at once. A reconnect that then reaches the bound still counts here.
     pub retries_by_cause: Vec<(Cause, u64)>,
     /// Connection attempts made after a failure (each one after a backoff sleep).
     pub reconnect_attempts: u64,
