@@ -8,6 +8,8 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use tracing::{debug, info, warn};
 
 use crate::backoff::{Sleeper, TokioSleeper};
@@ -362,7 +364,7 @@ fn tls_parameters(config: &Config) -> Result<TlsParameters, Error> {
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| root_ca_error(e.to_string()))?;
-        let count = rustls_pemfile::certs(&mut pem.as_slice())
+        let count = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| root_ca_error(format!("not PEM: {e}")))?
             .len();
