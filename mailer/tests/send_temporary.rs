@@ -1,6 +1,7 @@
 //! Temporary refusals against mail-test-srv's own faults: greylisting, a rate limit and a
 //! 452 after the data make the mailer RSET, back off and retry the transaction on the same
-//! connection; past the bound the refusal itself comes back, still temporary. Real time, in
+//! connection; past the bound the refusal itself comes back, still temporary; a 4xx greeting
+//! is a new connection on the reconnect schedule. Real time, in
 //! short windows (greylisting counts in the server's clock, which a virtual sleeper would
 //! not move); the timing checks are lower bounds or the schedule the mailer asked for.
 
@@ -182,4 +183,29 @@ async fn a_450_stays_a_bad_address_that_is_temporary() {
     let counters = mailer.counters();
     assert_eq!(counters.retries_total(), 0, "{counters}");
     assert!(counters.sleeps.is_empty());
+}
+
+/// A 4xx greeting (not 421) says "later" too: the mailer drops that connection and opens
+/// another on the reconnect schedule.
+#[tokio::test]
+async fn a_4xx_greeting_is_retried_with_a_new_connection() {
+    let server = start_server(&["connect:reply=451:first=2"]).await;
+    let mailer = real_mailer(config(&server));
+    let mut conn = mailer.connect().await.expect("the third greeting is a 220");
+    let sent = conn
+        .send_mail(&to(&["hello@example.com"]), "greeted", "x")
+        .await
+        .unwrap();
+    assert_eq!(message_ids(&server), [bare(&sent.message_id)]);
+    let counters = mailer.counters();
+    assert_eq!(counters.connect_failures(Cause::Temporary), 2, "{counters}");
+    assert_eq!(counters.reconnects, 1, "{counters}");
+    // Attempt 1 at once (i = 0), attempt 2 after base.
+    let sleeps = counters.sleeps;
+    assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    assert_eq!(
+        (sleeps[0].kind, sleeps[0].index),
+        (BackoffKind::Reconnect, 1)
+    );
+    conn.close().await.unwrap();
 }
