@@ -215,8 +215,8 @@ fn parse_percent(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A byte count: a plain number, or with a unit (`KiB`, `MiB`, `GiB`, also `K`, `M`, `G`,
-/// `KB`, `MB`, `GB` as powers of 1,024, the way memory limits are usually meant).
+/// A byte count: a plain number, or with a unit: `KiB`, `MiB`, `GiB` (powers of 1,024), or
+/// `K`/`KB`, `M`/`MB`, `G`/`GB` (powers of 1,000), as the mailers read them too.
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let digits = text
         .find(|c: char| !c.is_ascii_digit())
@@ -225,19 +225,22 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     let number: usize = number
         .parse()
         .map_err(|_| format!("{text:?} is not a size (expected e.g. 1048576, 512KiB, 64MiB)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
         _ => {
             return Err(format!(
-                "unknown size unit in {text:?} (expected KiB, MiB or GiB)"
+                "unknown size unit in {text:?} (expected KiB, MiB, GiB, KB, MB or GB)"
             ));
         }
     };
     number
-        .checked_mul(1 << shift)
+        .checked_mul(scale)
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
@@ -455,8 +458,9 @@ mod tests {
     fn sizes_take_units() {
         assert_eq!(parse_size("1048576"), Ok(1 << 20));
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("64mb"), Ok(64 << 20));
-        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("64mb"), Ok(64_000_000));
+        assert_eq!(parse_size("512K"), Ok(512_000));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert!(parse_size("1.5MiB").is_err());
         assert!(parse_size("MiB").is_err());
