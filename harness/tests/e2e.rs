@@ -78,7 +78,7 @@ fn a_whole_run_with_a_fixed_seed_passes() {
     let output = harness(&["--seed", "20261128"]);
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    for scenario in ["expiration", "notify", "exactly-once", "tls"] {
+    for scenario in ["expiration", "notify", "exactly-once", "tls", "gone-away"] {
         assert!(
             report
                 .lines()
@@ -91,9 +91,9 @@ fn a_whole_run_with_a_fixed_seed_passes() {
         .lines()
         .any(|l| l.starts_with("go-client") && l.contains(" ok "));
     let summary = if go_ran {
-        "all 5 scenario(s) passed (seed 20261128)"
+        "all 6 scenario(s) passed (seed 20261128)"
     } else {
-        "4 scenario(s) passed, 1 skipped (seed 20261128)"
+        "5 scenario(s) passed, 1 skipped (seed 20261128)"
     };
     assert!(report.contains(summary), "{report}");
     assert!(
