@@ -102,6 +102,12 @@ impl Store {
     /// Stores a message and returns its id (ids start at 1 and only grow).
     /// Never fails: past the caps the oldest messages make room.
     pub fn insert(&self, message: NewMessage) -> u64 {
+        self.insert_stored(message).0
+    }
+
+    /// Like [`Store::insert`], also handing back the message as stored (its scanned headers
+    /// included), so a caller needs no second look-up under the lock.
+    pub fn insert_stored(&self, message: NewMessage) -> (u64, Option<Arc<StoredMessage>>) {
         // The header scan runs before taking the lock, keeping the write section short.
         let summary = headers::scan(&message.data);
         let (id, stored) = {
@@ -123,10 +129,10 @@ impl Store {
             (id, mailbox.get(id).cloned())
         };
         // Outside the mailbox lock: the waiters test the message against their filters.
-        if let Some(stored) = stored {
-            self.inner.waiters.offer(&stored);
+        if let Some(stored) = &stored {
+            self.inner.waiters.offer(stored);
         }
-        id
+        (id, stored)
     }
 
     /// Removes every message (ids go on growing; the eviction count stays).

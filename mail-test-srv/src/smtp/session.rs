@@ -505,7 +505,7 @@ impl Session {
             .bytes
             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let size = data.len();
-        let id = self.state.store().insert(NewMessage {
+        let (id, stored) = self.state.store().insert_stored(NewMessage {
             from: tx.from,
             recipients: tx.recipients,
             data,
@@ -517,12 +517,8 @@ impl Session {
         });
         self.last_stored = Some(id);
         if self.recorder.is_some() {
-            let message_id = self
-                .state
-                .store()
-                .get(id)
-                .and_then(|m| m.message_id.clone());
-            self.record_data(size, message_id.as_deref());
+            let message_id = stored.as_ref().and_then(|m| m.message_id.as_deref());
+            self.record_data(size, message_id);
             self.record_stored(id);
         }
         id

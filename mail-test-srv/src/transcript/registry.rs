@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::record::{Dir, Outcome, Record, Refusal, TlsInfo};
@@ -87,6 +87,7 @@ impl Sessions {
             sessions: self.clone(),
             record,
             id,
+            unpublished: AtomicIsize::new(0),
         })
     }
 
@@ -227,7 +228,16 @@ pub struct Recorder {
     sessions: Sessions,
     record: Arc<Mutex<Record>>,
     id: u64,
+    /// Bytes this record gained (or lost) that the server-wide count does not show yet:
+    /// published in batches, so sessions on different threads do not bounce one counter's
+    /// cache line on every line they record.
+    /// (An atomic only so the recorder can be shared by reference across threads; one
+    /// session writes it.)
+    unpublished: AtomicIsize,
 }
+
+/// How far a session's byte count may run ahead of the server-wide one.
+const PUBLISH_EVERY: isize = 16 * 1024;
 
 impl Recorder {
     /// Session id.
@@ -247,7 +257,7 @@ impl Recorder {
         }
         let delta = record.push(dir, raw);
         drop(record);
-        self.sessions.grow(delta);
+        self.grow(delta);
     }
 
     /// Every reply line in `replies` (CRLF-separated, as written to the socket).
@@ -264,7 +274,18 @@ impl Recorder {
         change(&mut record);
         let after = record.bytes();
         drop(record);
-        self.sessions.grow(after as isize - before as isize);
+        self.grow(after as isize - before as isize);
+    }
+
+    /// Counts `delta` bytes, publishing them once enough have gathered.
+    fn grow(&self, delta: isize) {
+        let pending = self.unpublished.load(Ordering::Relaxed) + delta;
+        if pending.abs() >= PUBLISH_EVERY {
+            self.sessions.grow(pending);
+            self.unpublished.store(0, Ordering::Relaxed);
+        } else {
+            self.unpublished.store(pending, Ordering::Relaxed);
+        }
     }
 
     pub fn tls(&self, info: TlsInfo) {
@@ -295,6 +316,8 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         // Out of the open list first, so no reader sees the emptied cell.
         self.sessions.lists().open.remove(&self.id);
+        self.sessions
+            .grow(self.unpublished.swap(0, Ordering::Relaxed));
         let record = self.finish_with(Outcome::ClientClosed);
         let outcome = record
             .outcome
