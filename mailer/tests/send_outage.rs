@@ -59,24 +59,36 @@ fn outage_events(server: &ServerHandle) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn refused_connects_back_off_until_the_listener_is_back() {
+/// Starts an outage of `mode` on a fresh server, then connects and sends one message to
+/// `rcpt` through it with a mailer of this step timeout. Checks that the message is stored
+/// exactly once; returns the server, the mailer and how long the delivery took.
+async fn deliver_through_outage(
+    mode: Mode,
+    step_timeout: Duration,
+    rcpt: &str,
+) -> (ServerHandle, Mailer, Duration) {
     let server = start_server(&[]).await;
-    let mailer = real_mailer(&server, Duration::from_secs(10));
-    server.state().outages().begin(Mode::Refuse, OUTAGE);
+    let mailer = real_mailer(&server, step_timeout);
+    server.state().outages().begin(mode, OUTAGE);
     let started = std::time::Instant::now();
-
     let mut conn = mailer
         .connect()
         .await
         .expect("connects once the outage ends");
     let sent = conn
-        .send_mail(&to(&["back@example.com"]), "after the outage", "x")
+        .send_mail(&to(&[rcpt]), "after the outage", "x")
         .await
         .unwrap();
     let took = started.elapsed();
-
     assert_eq!(message_ids(&server), [bare(&sent.message_id)]);
+    conn.close().await.unwrap();
+    (server, mailer, took)
+}
+
+#[tokio::test]
+async fn refused_connects_back_off_until_the_listener_is_back() {
+    let (server, mailer, took) =
+        deliver_through_outage(Mode::Refuse, Duration::from_secs(10), "back@example.com").await;
     let counters = mailer.counters();
     assert!(counters.connect_failures(Cause::Refused) >= 2, "{counters}");
     assert_eq!(counters.reconnects, 1, "{counters}");
@@ -88,7 +100,6 @@ async fn refused_connects_back_off_until_the_listener_is_back() {
     );
     assert!(slept >= Duration::from_millis(500), "slept {slept:?}");
     assert_eq!(outage_events(&server), ["start", "end"]);
-    conn.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -120,26 +131,16 @@ async fn an_open_session_cut_by_an_outage_is_resent_after_reconnecting() {
 
 #[tokio::test]
 async fn a_blackhole_times_out_the_greeting_and_reconnects() {
-    let server = start_server(&[]).await;
     // A short step timeout: the greeting that never comes is given up after 300 ms.
-    let mailer = real_mailer(&server, Duration::from_millis(300));
-    server.state().outages().begin(Mode::Blackhole, OUTAGE);
-    let started = std::time::Instant::now();
-
-    let mut conn = mailer
-        .connect()
-        .await
-        .expect("connects once the outage ends");
-    let sent = conn
-        .send_mail(&to(&["hole@example.com"]), "after the blackhole", "x")
-        .await
-        .unwrap();
-
-    assert!(started.elapsed() >= Duration::from_millis(950));
-    assert_eq!(message_ids(&server), [bare(&sent.message_id)]);
+    let (server, mailer, took) = deliver_through_outage(
+        Mode::Blackhole,
+        Duration::from_millis(300),
+        "hole@example.com",
+    )
+    .await;
+    assert!(took >= Duration::from_millis(950));
     let counters = mailer.counters();
     assert!(counters.connect_failures(Cause::Timeout) >= 1, "{counters}");
     assert_reconnect_schedule(&mailer);
     assert_eq!(outage_events(&server), ["start", "end"]);
-    conn.close().await.unwrap();
 }
