@@ -1,0 +1,2 @@
+// mail-test-srv page script (placeholder).
+"use strict";
