@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Config;
 use crate::config::TlsMode;
+use crate::error::{Listener, StartError};
 use crate::fault::FaultEngine;
 use crate::outage::{self, Outages};
 use crate::smtp::inflight::InflightBudget;
@@ -105,8 +105,13 @@ impl State {
         &self.inner.outages
     }
     /// The budget of message bytes being received now, over all sessions.
-    pub fn inflight(&self) -> &InflightBudget {
+    pub(crate) fn inflight(&self) -> &InflightBudget {
         &self.inner.inflight
+    }
+    /// Message bytes being received now over all sessions, counted against
+    /// `--max-inflight-bytes`.
+    pub fn inflight_bytes(&self) -> usize {
+        self.inner.inflight.in_use()
     }
     /// Whether MAIL and RCPT paths are read with RFC 5321 syntax only (`--strict`).
     pub fn strict(&self) -> bool {
@@ -117,7 +122,7 @@ impl State {
         self.inner.strict.store(strict, Ordering::Relaxed);
     }
     /// The path syntax in force now.
-    pub fn path_syntax(&self) -> crate::smtp::parse::PathSyntax {
+    pub(crate) fn path_syntax(&self) -> crate::smtp::parse::PathSyntax {
         if self.strict() {
             crate::smtp::parse::PathSyntax::Strict
         } else {
@@ -279,17 +284,11 @@ impl Drop for OpenConnection {
 
 /// Binds `config.smtp_addr` and `config.http_addr` (TLS material generated or loaded as
 /// configured), and serves in the background until [`ServerHandle::shutdown`] or drop.
-pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+pub async fn start(config: Config) -> Result<ServerHandle, StartError> {
     let seed = config.seed.unwrap_or_else(rand::random);
-    let tls = crate::tls::server_config(&config).context("TLS setup")?;
-    let smtp = TcpListener::bind(config.smtp_addr)
-        .await
-        .with_context(|| format!("cannot bind SMTP address {}", config.smtp_addr))?;
-    let http = TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("cannot bind HTTP address {}", config.http_addr))?;
-    let smtp_addr = smtp.local_addr()?;
-    let http_addr = http.local_addr()?;
+    let tls = crate::tls::server_config(&config)?;
+    let (smtp, smtp_addr) = bind(Listener::Smtp, config.smtp_addr).await?;
+    let (http, http_addr) = bind(Listener::Http, config.http_addr).await?;
     let state = State::with_tls(config, seed, tls);
     let stop = CancellationToken::new();
     let task = tokio::spawn(run(
@@ -306,4 +305,19 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         stop,
         task: Some(task),
     })
+}
+
+/// Binds `addr` and reads back the address actually bound (port 0 made concrete).
+async fn bind(
+    listener: Listener,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |error| StartError::Bind {
+        listener,
+        addr,
+        error,
+    };
+    let bound = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = bound.local_addr().map_err(bind_error)?;
+    Ok((bound, local))
 }

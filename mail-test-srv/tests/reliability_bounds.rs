@@ -192,11 +192,11 @@ async fn upload(server: &ServerHandle, kib: usize) -> Client<tokio::net::TcpStre
 
 async fn wait_in_flight(server: &ServerHandle, at_least: usize) {
     let start = Instant::now();
-    while server.state().inflight().in_use() < at_least {
+    while server.state().inflight_bytes() < at_least {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "in flight: {}",
-            server.state().inflight().in_use()
+            server.state().inflight_bytes()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -225,7 +225,7 @@ async fn data_past_the_in_flight_budget_gets_452_then_451() {
         upload.send(b".\r\n").await;
         assert_eq!(upload.reply().await.unwrap().code, 250);
     }
-    assert_eq!(server.state().inflight().in_use(), 0);
+    assert_eq!(server.state().inflight_bytes(), 0);
     c.expect("DATA", 354).await;
     c.send(b"Subject: now\r\n\r\nok\r\n.\r\n").await;
     assert_eq!(c.reply().await.unwrap().code, 250);
@@ -245,7 +245,7 @@ async fn an_upload_that_outgrows_the_budget_is_read_to_its_end_and_gets_451() {
     assert_eq!(reply.code, 451, "{reply:?}");
     assert!(reply.text().starts_with("4.3.1"), "{reply:?}");
     assert!(stored(&server).is_empty());
-    assert_eq!(server.state().inflight().in_use(), 0);
+    assert_eq!(server.state().inflight_bytes(), 0);
     // The session goes on, and a message that fits is taken.
     let reply = big
         .send_mail(

@@ -203,7 +203,7 @@ impl EventLog {
     }
 
     /// Like [`EventLog::page`], without rendering: cheap to take under the lock.
-    pub fn raw_page(&self, since: u64, limit: usize) -> RawPage {
+    pub(crate) fn raw_page(&self, since: u64, limit: usize) -> RawPage {
         let inner = self.lock();
         // Sequence numbers are consecutive within the deque, so the start is found by
         // arithmetic rather than a scan.

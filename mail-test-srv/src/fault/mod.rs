@@ -26,7 +26,14 @@ mod rule_state;
 mod trigger;
 
 pub use action::{Action, MAX_DELAY};
-pub use engine::{ConnectionFaults, Decision, FaultContext, FaultEngine, PlanSnapshot};
-pub use events::{EventLog, EventPage, FaultEvent, RawPage, RuleText};
+// One connection's decisions: the session's business, public only for the fuzz targets
+// and the tests that drive the engine directly.
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) use engine::{ConnectionFaults, Decision};
+#[cfg(feature = "fuzzing")]
+pub use engine::{ConnectionFaults, Decision};
+pub use engine::{FaultContext, FaultEngine, PlanSnapshot};
+pub(crate) use events::RawPage;
+pub use events::{EventLog, EventPage, FaultEvent, RuleText};
 pub use rule::{FaultRule, RuleParseError, Stage, check_name};
 pub use trigger::Trigger;

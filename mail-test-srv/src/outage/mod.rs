@@ -21,10 +21,10 @@ mod cut;
 mod listener;
 mod silence;
 
-pub use clock::clock;
-pub use cut::cut;
-pub use listener::Listener;
-pub use silence::{Silenced, silence, swallow};
+pub(crate) use clock::clock;
+pub(crate) use cut::cut;
+pub(crate) use listener::Listener;
+pub(crate) use silence::{Silenced, silence, swallow};
 
 use std::fmt;
 use std::str::FromStr;

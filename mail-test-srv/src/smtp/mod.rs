@@ -28,5 +28,6 @@ mod shape;
 pub mod stream;
 mod verbs;
 
+#[cfg(feature = "fuzzing")]
 pub use session::{Flow, Session};
 pub use settings::Settings;

@@ -12,4 +12,9 @@ mod record;
 mod registry;
 
 pub use record::{Dir, HEAD_LINES, Line, MAX_LINE, Outcome, Record, Refusal, TAIL_LINES, TlsInfo};
-pub use registry::{Query, Recorder, Sessions};
+// One session's writer: the protocol's business, nameable outside only for the fuzz targets.
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) use registry::Recorder;
+#[cfg(feature = "fuzzing")]
+pub use registry::Recorder;
+pub use registry::{Query, Sessions};

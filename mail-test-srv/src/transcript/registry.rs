@@ -240,11 +240,6 @@ pub struct Recorder {
 const PUBLISH_EVERY: isize = 16 * 1024;
 
 impl Recorder {
-    /// Session id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
     /// A line from the client, a reply line, or a note; also logged at debug.
     pub fn line(&self, dir: Dir, raw: &[u8]) {
         if tracing::enabled!(tracing::Level::DEBUG) {

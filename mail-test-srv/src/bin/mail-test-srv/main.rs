@@ -72,9 +72,13 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mail-test-srv: {e:#}");
             // Bad certificate material is a usage error like a bad flag; a failed bind is not.
-            if e.chain()
-                .any(|cause| cause.is::<mail_test_srv::tls::TlsError>())
-            {
+            let usage = e.chain().any(|cause| {
+                cause.is::<mail_test_srv::tls::TlsError>()
+                    || cause
+                        .downcast_ref::<mail_test_srv::StartError>()
+                        .is_some_and(mail_test_srv::StartError::is_usage)
+            });
+            if usage {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
