@@ -4,12 +4,14 @@
 //! - `store/mailbox.rs`: the data structure (messages, per-recipient records, indexes, eviction).
 //! - `store/headers.rs`: the cheap Subject / Message-ID scan done at insert.
 //! - `store/waiters.rs`: the long polls, handed each new message that matches them.
+//! - `store/search.rs`: the case-insensitive substring match of `subject=` and `q=`.
 //!
 //! Address filters (`to=`, `from=`) match exactly, as in the original server; the
 //! `subject=` filter of the JSON API is a case-insensitive substring match.
 
 mod headers;
 mod mailbox;
+mod search;
 mod waiters;
 
 use std::sync::{Arc, RwLock};
@@ -70,6 +72,34 @@ pub struct Filter {
     pub from: Option<String>,
     /// Subject containing this, ignoring case (JSON API only).
     pub subject: Option<String>,
+}
+
+/// A page of the JSON list (`GET /api/v1/messages`).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filter: Filter,
+    /// Sender, a recipient or the subject containing this, ignoring case.
+    pub q: Option<String>,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// What arrived since a reader last looked (the web page's event stream).
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    /// The newest messages with an id above the one asked for (at most the limit asked
+    /// for), oldest first.
+    pub messages: Vec<Arc<StoredMessage>>,
+    /// How many stored messages have an id above the one asked for (`messages` included).
+    pub newer: usize,
+    /// Messages stored now.
+    pub total: usize,
+    /// The id of the newest message ever stored (0 before the first).
+    pub last_id: u64,
+    /// Times the mailbox was emptied since start.
+    pub clears: u64,
 }
 
 /// The mailbox. Cheap to clone (an `Arc` inside).
@@ -168,6 +198,37 @@ impl Store {
         limit: usize,
     ) -> Vec<Arc<StoredMessage>> {
         self.read().messages(filter, offset, limit)
+    }
+
+    /// A page of the messages `query` asks for, and how many match in all.
+    pub fn list(&self, query: &ListQuery) -> (Vec<Arc<StoredMessage>>, usize) {
+        self.read().list(query)
+    }
+
+    /// Deletes message `id`, its records and its bytes; `false` when it is not stored.
+    pub fn remove(&self, id: u64) -> bool {
+        self.write().remove(id).is_some()
+    }
+
+    /// Messages stored after message `after`: the newest `limit` of them, and the mailbox's
+    /// counters, under one look.
+    pub fn arrivals(&self, after: u64, limit: usize) -> Arrivals {
+        let mailbox = self.read();
+        let (messages, newer) = mailbox.newer_than(after, limit);
+        Arrivals {
+            messages,
+            newer,
+            total: mailbox.len(),
+            last_id: mailbox.next_id() - 1,
+            clears: mailbox.clears,
+        }
+    }
+
+    /// The id of the newest message ever stored (0 before the first) and how many times
+    /// the mailbox was emptied: where a reader of [`Store::arrivals`] starts.
+    pub fn position(&self) -> (u64, u64) {
+        let mailbox = self.read();
+        (mailbox.next_id() - 1, mailbox.clears)
     }
 
     /// Messages stored now.

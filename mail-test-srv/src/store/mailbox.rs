@@ -10,7 +10,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::{Filter, StoredMessage};
+use super::search::Needle;
+use super::{Filter, ListQuery, StoredMessage};
 
 /// One record: recipient number `rcpt` of message `id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +61,74 @@ pub(super) struct Mailbox {
     by_from: HashMap<String, VecDeque<RecordRef>>,
     /// Messages evicted by the caps since start.
     pub(super) evictions: u64,
+    /// Times the mailbox was emptied (`clear`) since start: a reader that remembers it
+    /// learns of a clear it did not see.
+    pub(super) clears: u64,
 }
 
 impl Mailbox {
+    /// A page of the messages matching `query`, in its order, and how many match in all.
+    /// Without filters O(offset + limit); with `q=` or `subject=` one pass over the
+    /// mailbox (no allocation per message); with an address filter one pass over that
+    /// address's records.
+    pub(super) fn list(&self, query: &ListQuery) -> (Vec<Arc<StoredMessage>>, usize) {
+        let subject = query.filter.subject.as_deref().map(Needle::new);
+        let q = query.q.as_deref().map(Needle::new);
+        let keep = |m: &&Arc<StoredMessage>| {
+            subject_matches(subject.as_ref(), m) && text_matches(q.as_ref(), m)
+        };
+        let (offset, limit) = (query.offset, query.limit);
+        if query.filter.to.is_none() && query.filter.from.is_none() {
+            if subject.is_none() && q.is_none() {
+                let total = self.messages.len();
+                let page = if query.newest_first {
+                    self.messages
+                        .iter()
+                        .rev()
+                        .skip(offset)
+                        .take(limit)
+                        .cloned()
+                        .collect()
+                } else {
+                    self.messages
+                        .iter()
+                        .skip(offset)
+                        .take(limit)
+                        .cloned()
+                        .collect()
+                };
+                return (page, total);
+            }
+            return if query.newest_first {
+                page_of(self.messages.iter().rev().filter(keep), offset, limit)
+            } else {
+                page_of(self.messages.iter().filter(keep), offset, limit)
+            };
+        }
+        let mut last_id = 0;
+        let matching: Vec<&Arc<StoredMessage>> = self
+            .records_matching(&query.filter)
+            .map(|(m, _)| m)
+            // A message listed twice for one address (a repeated RCPT) counts once.
+            .filter(|m| std::mem::replace(&mut last_id, m.id) != m.id)
+            .filter(keep)
+            .collect();
+        if query.newest_first {
+            page_of(matching.into_iter().rev(), offset, limit)
+        } else {
+            page_of(matching.into_iter(), offset, limit)
+        }
+    }
+
+    /// The newest `limit` messages with an id above `after`, oldest first, and how many
+    /// stored messages have an id above `after`. O(log n + limit).
+    pub(super) fn newer_than(&self, after: u64, limit: usize) -> (Vec<Arc<StoredMessage>>, usize) {
+        let start = self.messages.partition_point(|m| m.id <= after);
+        let newer = self.messages.len() - start;
+        let from = start.max(self.messages.len().saturating_sub(limit));
+        (self.messages.range(from..).cloned().collect(), newer)
+    }
+
     pub(super) fn new(max_messages: usize, max_bytes: usize) -> Self {
         Mailbox {
             max_messages,
@@ -74,6 +140,7 @@ impl Mailbox {
             by_to: HashMap::new(),
             by_from: HashMap::new(),
             evictions: 0,
+            clears: 0,
         }
     }
 
@@ -137,12 +204,37 @@ impl Mailbox {
         self.by_to.clear();
         self.by_from.clear();
         self.bytes = 0;
+        self.clears += 1;
     }
 
     pub(super) fn get(&self, id: u64) -> Option<&Arc<StoredMessage>> {
+        self.index_of(id).and_then(|i| self.messages.get(i))
+    }
+
+    /// Where message `id` sits in `messages`. Ids are consecutive until a message is deleted
+    /// on its own (`DELETE /api/v1/messages/{id}`), so arithmetic finds it at once; after
+    /// a deletion the ids stay sorted and a binary search does.
+    fn index_of(&self, id: u64) -> Option<usize> {
         let first = self.messages.front()?.id;
-        let index = usize::try_from(id.checked_sub(first)?).ok()?;
-        self.messages.get(index)
+        let guess = usize::try_from(id.checked_sub(first)?).ok()?;
+        if self.messages.get(guess).is_some_and(|m| m.id == id) {
+            return Some(guess);
+        }
+        self.messages.binary_search_by_key(&id, |m| m.id).ok()
+    }
+
+    /// Removes message `id` and its records, returning it; `None` when it is not stored.
+    /// Costs O(stored records): deleting one message is a rare, interactive act.
+    pub(super) fn remove(&mut self, id: u64) -> Option<Arc<StoredMessage>> {
+        let index = self.index_of(id)?;
+        let gone = self.messages.remove(index)?;
+        self.bytes -= footprint(&gone);
+        self.records.retain(|r| r.id != id);
+        for to in &gone.recipients {
+            retain_in(&mut self.by_to, to, id);
+        }
+        retain_in(&mut self.by_from, &gone.from, id);
+        Some(gone)
     }
 
     /// The record list that answers this filter best, and whether every entry of it
@@ -217,13 +309,8 @@ impl Mailbox {
         offset: usize,
         limit: usize,
     ) -> Vec<Arc<StoredMessage>> {
-        let subject_ok = |m: &StoredMessage| match &filter.subject {
-            None => true,
-            Some(want) => m
-                .subject
-                .as_deref()
-                .is_some_and(|s| s.to_lowercase().contains(&want.to_lowercase())),
-        };
+        let subject = filter.subject.as_deref().map(Needle::new);
+        let subject_ok = |m: &StoredMessage| subject_matches(subject.as_ref(), m);
         if filter.to.is_none() && filter.from.is_none() {
             // By message, not by record: a message without recipients still shows.
             return self
@@ -250,6 +337,47 @@ impl Mailbox {
             .take(limit)
             .cloned()
             .collect()
+    }
+}
+
+/// The subject filter: no filter, or a subject containing it.
+fn subject_matches(needle: Option<&Needle>, m: &StoredMessage) -> bool {
+    needle.is_none_or(|n| m.subject.as_deref().is_some_and(|s| n.found_in(s)))
+}
+
+/// `q=`: the sender, a recipient or the subject contains it.
+fn text_matches(needle: Option<&Needle>, m: &StoredMessage) -> bool {
+    needle.is_none_or(|n| {
+        n.found_in(&m.from)
+            || m.recipients.iter().any(|r| n.found_in(r))
+            || m.subject.as_deref().is_some_and(|s| n.found_in(s))
+    })
+}
+
+/// One page of `matching` (already in the order asked for) and how many there are in all.
+fn page_of<'a>(
+    matching: impl Iterator<Item = &'a Arc<StoredMessage>>,
+    offset: usize,
+    limit: usize,
+) -> (Vec<Arc<StoredMessage>>, usize) {
+    let mut total = 0;
+    let mut page = Vec::with_capacity(limit.min(1024));
+    for m in matching {
+        if total >= offset && page.len() < limit {
+            page.push(Arc::clone(m));
+        }
+        total += 1;
+    }
+    (page, total)
+}
+
+/// Drops the records of message `id` from the list of `key`, and the list when it empties.
+fn retain_in(index: &mut HashMap<String, VecDeque<RecordRef>>, key: &str, id: u64) {
+    if let Some(list) = index.get_mut(key) {
+        list.retain(|r| r.id != id);
+        if list.is_empty() {
+            index.remove(key);
+        }
     }
 }
 

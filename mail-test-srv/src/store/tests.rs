@@ -210,3 +210,107 @@ fn the_byte_cap_counts_the_envelope_not_only_the_body() {
     assert!(s.len() <= (1 << 20) / fat + 1, "{} kept", s.len());
     assert!(s.evictions() >= 2900);
 }
+
+fn page(s: &Store, query: super::ListQuery) -> (Vec<u64>, usize) {
+    let (found, total) = s.list(&query);
+    (ids(&found), total)
+}
+
+#[test]
+fn list_pages_newest_first_with_a_total_and_q() {
+    let s = Store::new(100, 1 << 20);
+    for i in 1..=6 {
+        let rcpt = if i % 2 == 0 { "Even@X" } else { "odd@x" };
+        s.insert(msg("a@x", &[rcpt], &format!("Report {i}")));
+    }
+    let all = |newest_first, offset, limit| super::ListQuery {
+        newest_first,
+        offset,
+        limit,
+        ..Default::default()
+    };
+    assert_eq!(page(&s, all(true, 0, 2)), (vec![6, 5], 6));
+    assert_eq!(page(&s, all(true, 4, 10)), (vec![2, 1], 6));
+    assert_eq!(page(&s, all(false, 1, 2)), (vec![2, 3], 6));
+    let q = |text: &str, newest_first| super::ListQuery {
+        q: Some(text.into()),
+        newest_first,
+        limit: 10,
+        ..Default::default()
+    };
+    // Recipient, case-insensitive.
+    assert_eq!(page(&s, q("even@x", true)), (vec![6, 4, 2], 3));
+    // Subject.
+    assert_eq!(page(&s, q("REPORT 3", false)), (vec![3], 1));
+    // Sender.
+    assert_eq!(page(&s, q("A@x", false)).1, 6);
+    assert_eq!(page(&s, q("nothing", false)), (vec![], 0));
+    // With an address filter too.
+    let both = super::ListQuery {
+        filter: to("odd@x"),
+        q: Some("report".into()),
+        newest_first: true,
+        offset: 1,
+        limit: 1,
+    };
+    assert_eq!(page(&s, both), (vec![3], 3));
+}
+
+#[test]
+fn remove_one_keeps_records_and_bytes_consistent() {
+    let s = Store::new(100, 1 << 20);
+    let empty = s.bytes();
+    s.insert(msg("a@x", &["b@x", "c@x"], "one"));
+    let after_one = s.bytes();
+    s.insert(msg("d@x", &["c@x", "c@x"], "two"));
+    s.insert(msg("a@x", &["b@x"], "three"));
+    assert!(s.remove(2));
+    assert!(!s.remove(2), "already gone");
+    assert!(!s.remove(99));
+    assert_eq!(s.len(), 2);
+    assert!(s.get(2).is_none());
+    assert_eq!(s.get(3).unwrap().id, 3, "found after a hole in the ids");
+    assert_eq!(s.count_records(&Filter::default()), 3);
+    assert_eq!(s.count_records(&to("c@x")), 1);
+    assert_eq!(s.count_records(&from("d@x")), 0);
+    assert_eq!(s.nth_record(&Filter::default(), 2).unwrap().0.id, 3);
+    assert_eq!(ids(&s.messages(&Filter::default(), 0, 10)), [1, 3]);
+    assert!(s.remove(3));
+    assert_eq!(s.bytes(), after_one, "byte accounting follows");
+    assert!(s.remove(1));
+    assert_eq!(s.bytes(), empty);
+    assert_eq!(s.count_records(&to("b@x")), 0);
+    assert_eq!(s.insert(msg("a@x", &["b@x"], "four")), 4);
+}
+
+#[test]
+fn eviction_after_a_removal() {
+    let s = Store::new(3, 1 << 20);
+    for _ in 0..3 {
+        s.insert(msg("a@x", &["b@x"], "m"));
+    }
+    assert!(s.remove(2));
+    s.insert(msg("a@x", &["b@x"], "m"));
+    s.insert(msg("a@x", &["b@x"], "m"));
+    assert_eq!(ids(&s.messages(&Filter::default(), 0, 10)), [3, 4, 5]);
+    assert_eq!(s.count_records(&to("b@x")), 3);
+    assert_eq!(s.nth_record(&to("b@x"), 0).unwrap().0.id, 3);
+}
+
+#[test]
+fn arrivals_hand_over_the_newest() {
+    let s = Store::new(100, 1 << 20);
+    assert_eq!(s.position(), (0, 0));
+    for _ in 0..5 {
+        s.insert(msg("a@x", &["b@x"], "m"));
+    }
+    let a = s.arrivals(1, 2);
+    assert_eq!(
+        (ids(&a.messages), a.newer, a.total, a.last_id),
+        (vec![4, 5], 4, 5, 5)
+    );
+    let a = s.arrivals(5, 2);
+    assert!(a.messages.is_empty());
+    s.clear();
+    assert_eq!(s.position(), (5, 1));
+}
