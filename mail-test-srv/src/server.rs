@@ -50,6 +50,8 @@ struct Shared {
     sessions: Sessions,
     /// The outage on now, if any (`POST /api/v1/outage`, `--outage-at`).
     outages: Outages,
+    /// The web page's live side: event streams, the per-second series.
+    live: crate::http::Live,
     /// Built once by [`start`]; `run` builds it from `config` when absent.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -79,6 +81,7 @@ impl State {
                 ),
                 outages: Outages::new(faults.clone()),
                 faults,
+                live: crate::http::Live::default(),
                 tls,
                 config,
             }),
@@ -103,6 +106,10 @@ impl State {
     /// The outage of the SMTP side on now, if any.
     pub fn outages(&self) -> &Outages {
         &self.inner.outages
+    }
+    /// The web page's live side (event streams, the per-second series).
+    pub fn live(&self) -> &crate::http::Live {
+        &self.inner.live
     }
     /// The budget of message bytes being received now, over all sessions.
     pub(crate) fn inflight(&self) -> &InflightBudget {
@@ -194,6 +201,8 @@ pub async fn run(
     let tracker = TaskTracker::new();
     // The HTTP API with its own limits (connections, header and idle timeouts).
     tracker.spawn(crate::http::serve(http, state.clone(), stop.clone()));
+    // Samples the counters each second; feeds the web page's event streams.
+    tracker.spawn(crate::http::live(state.clone(), stop.clone()));
     // Ends outages on time and begins the `--outage-at` ones.
     tracker.spawn(outage::clock(state.clone(), stop.clone()));
 

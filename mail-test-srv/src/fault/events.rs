@@ -226,6 +226,11 @@ impl EventLog {
         }
     }
 
+    /// Sequence number of the newest event ever recorded (0 if none).
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
     /// Number of events held now.
     pub fn len(&self) -> usize {
         self.lock().events.len()
@@ -378,16 +383,35 @@ impl EventView<'_> {
     }
 }
 
+/// The events of a page as a JSON array, each as `GET /api/v1/events` shows it.
+pub struct Events<'a>(&'a RawPage);
+
+impl serde::Serialize for Events<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.events())
+    }
+}
+
+impl RawPage {
+    /// The events alone, for a reader that wraps them its own way (the event stream).
+    pub fn items(&self) -> Events<'_> {
+        Events(self)
+    }
+
+    /// Events in the page.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// The same JSON as [`EventPage`], written straight from the shared rule texts.
 impl serde::Serialize for RawPage {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        struct Events<'a>(&'a RawPage);
-        impl serde::Serialize for Events<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.events())
-            }
-        }
         let mut page = s.serialize_struct("EventPage", 5)?;
         page.serialize_field("events", &Events(self))?;
         page.serialize_field("last_seq", &self.last_seq)?;

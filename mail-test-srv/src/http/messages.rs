@@ -1,5 +1,6 @@
 //! `/api/v1/messages...` and `/api/v1/wait`: the mailbox as JSON, by message (not by
-//! recipient record), oldest first.
+//! recipient record), oldest first unless `order=newest`; the MIME parts the web page
+//! shows are in `parts.rs`.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,9 +10,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::parts::{self, Parts};
 use super::{ApiError, Params};
 use crate::State;
-use crate::store::StoredMessage;
+use crate::store::{ListQuery, StoredMessage};
 
 /// Default page size of `GET /messages`.
 const DEFAULT_LIMIT: u64 = 100;
@@ -72,12 +74,14 @@ impl From<&StoredMessage> for Summary {
 struct Page {
     /// Messages in this page.
     count: usize,
+    /// Messages matching the filters in all (every page together).
+    total: usize,
     offset: u64,
     limit: u64,
     messages: Vec<Summary>,
 }
 
-/// `GET /messages?to=&from=&subject=&limit=&offset=`.
+/// `GET /messages?to=&from=&subject=&q=&order=oldest|newest&limit=&offset=`.
 pub(super) async fn list(
     AxumState(state): AxumState<State>,
     OriginalUri(uri): OriginalUri,
@@ -85,14 +89,27 @@ pub(super) async fn list(
     let params = Params::parse(&uri)?;
     let limit = params.number("limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = params.number("offset", 0, usize::MAX as u64)?;
-    let found = state.store().messages(
-        &params.filter(),
-        usize::try_from(offset).unwrap_or(usize::MAX),
-        usize::try_from(limit).unwrap_or(usize::MAX),
-    );
+    let newest_first = match params.get("order") {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "bad order {other:?}: expected oldest or newest"
+            )));
+        }
+    };
+    let query = ListQuery {
+        filter: params.filter(),
+        q: params.get("q").map(str::to_owned),
+        newest_first,
+        offset: usize::try_from(offset).unwrap_or(usize::MAX),
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+    };
+    let (found, total) = state.store().list(&query);
     let messages: Vec<Summary> = found.iter().map(|m| Summary::from(&**m)).collect();
     Ok(Json(Page {
         count: messages.len(),
+        total,
         offset,
         limit,
         messages,
@@ -129,6 +146,8 @@ struct Detail {
     text: Option<String>,
     /// The first HTML part, decoded, if any.
     html: Option<String>,
+    /// The text part, whether there is an HTML one, and the attachments (for the web page).
+    parts: Parts,
 }
 
 /// `GET /messages/{id}`: the summary plus a full MIME parse.
@@ -160,6 +179,7 @@ pub(super) async fn one(
         headers,
         text,
         html,
+        parts: Parts::of(parsed.as_ref()),
     }))
 }
 
@@ -185,6 +205,61 @@ pub(super) async fn raw(
         message.data.clone(),
     )
         .into_response())
+}
+
+/// `GET /messages/{id}/html`: the HTML part, sandboxed (see `parts.rs`).
+pub(super) async fn html(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let message = lookup(&state, &id)?;
+    parts::html(
+        mail_parser::MessageParser::default()
+            .parse(&message.data[..])
+            .as_ref(),
+    )
+}
+
+/// `GET /messages/{id}/attachments/{index}`: one attachment's decoded bytes, as a download.
+pub(super) async fn attachment(
+    AxumState(state): AxumState<State>,
+    Path((id, index)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let message = lookup(&state, &id)?;
+    parts::attachment(
+        mail_parser::MessageParser::default()
+            .parse(&message.data[..])
+            .as_ref(),
+        &index,
+    )
+}
+
+/// `GET /messages/{id}/eml`: the message as received, as a `.eml` download.
+pub(super) async fn eml(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let message = lookup(&state, &id)?;
+    let name = format!("message-{}.eml", message.id);
+    Ok(parts::download(
+        "message/rfc822",
+        &name,
+        &name,
+        message.data.clone(),
+    ))
+}
+
+/// `DELETE /messages/{id}`: 204, or 404 when it is not stored (never, or no longer).
+pub(super) async fn delete_one(
+    AxumState(state): AxumState<State>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    if state.store().remove(id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no message {id}")))
+    }
 }
 
 /// `DELETE /messages`: empties the mailbox.

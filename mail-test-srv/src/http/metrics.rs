@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::Json;
-use axum::extract::State as AxumState;
+use axum::extract::{OriginalUri, State as AxumState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -68,6 +68,9 @@ struct Report {
     stored: Stored,
     evictions: u64,
     idle_timeouts: u64,
+    /// New connections from a client whose previous session the server ended (a fault, an
+    /// outage) within the last minute.
+    reconnects_seen: u64,
     limits: Limited,
     sessions: Sessions,
     faults: Faults,
@@ -115,6 +118,7 @@ impl Report {
             },
             evictions: store.evictions(),
             idle_timeouts: Stats::get(&s.idle_timeouts),
+            reconnects_seen: state.sessions().reconnects_seen(),
             limits: Limited {
                 error_limit: Stats::get(&s.error_limit_closes),
                 session_time: Stats::get(&s.session_time_limits),
@@ -215,6 +219,12 @@ impl Report {
             "Sessions closed for idling.",
             self.idle_timeouts,
         );
+        metric(
+            "reconnects_seen_total",
+            "counter",
+            "New connections from a client whose previous session a fault or an outage ended within 60 s.",
+            self.reconnects_seen,
+        );
         let l = &self.limits;
         metric(
             "error_limit_closes_total",
@@ -296,6 +306,35 @@ impl Report {
 /// `GET /api/v1/stats`.
 pub(super) async fn stats(AxumState(state): AxumState<State>) -> Json<impl Serialize> {
     Json(Report::read(&state))
+}
+
+/// The JSON of `GET /api/v1/stats`, for the event stream.
+pub(super) fn stats_json(state: &State) -> serde_json::Value {
+    serde_json::to_value(Report::read(state)).unwrap_or_default()
+}
+
+/// Seconds `GET /stats/series` answers when `seconds=` is not given.
+const DEFAULT_SERIES_SECONDS: u64 = 300;
+
+/// `GET /api/v1/stats/series?seconds=N`: messages, faults and connections per second over
+/// the last N seconds (default 300, at most 600), oldest first, from the live task's ring.
+pub(super) async fn series(
+    AxumState(state): AxumState<State>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Json<serde_json::Value>, super::ApiError> {
+    let params = super::Params::parse(&uri)?;
+    let seconds = params.number(
+        "seconds",
+        DEFAULT_SERIES_SECONDS,
+        super::live::SERIES_LEN as u64,
+    )?;
+    let points = state
+        .live()
+        .series(usize::try_from(seconds).unwrap_or(usize::MAX));
+    Ok(Json(serde_json::json!({
+        "interval_ms": 1000,
+        "points": points,
+    })))
 }
 
 /// `GET /metrics`.

@@ -7,24 +7,44 @@
 //! - `settings.rs`: `/api/v1/settings`, what may change at runtime (`strict`).
 //! - `outage.rs`: `/api/v1/outage`, the SMTP side gone away for a while.
 //! - `sessions.rs`: `/api/v1/sessions...`, every session's summary and transcript.
+//! - `assets.rs`: the web page (`/`) and its files (`/ui/...`), embedded, with their CSP.
+//! - `parts.rs`: a message's MIME parts, its sandboxed HTML, attachments and `.eml` download.
+//! - `live.rs`: the per-instance task behind the event stream and `/api/v1/stats/series`.
+//! - `stream.rs`: `/api/v1/stream`, server-sent events for the web page.
 //! - `guard.rs`: checks before any handler (DNS rebinding, CSRF) and `nosniff` on every response.
 //! - `serve.rs`: the listener with its limits (connections, header and idle timeouts).
 //!
 //! Under `/api/v1` every error is JSON `{"error": "..."}` with a 4xx status, unknown routes
 //! included; elsewhere unknown routes get the Go server's `404 page not found`.
 //! `/metrics` and `/healthz` answer both at the root and under `/api/v1`.
+//!
+//! The web page's routes (README "HTTP API" has the JSON shapes):
+//! - `GET /`, `GET /ui/{app.js,app.css,favicon.svg}`: the page; `304` on `If-None-Match`.
+//! - `GET /api/v1/messages?q=&order=newest|oldest&limit=&offset=`: `total` is the count of
+//!   all matches; `order` defaults to `oldest` so existing clients see no change.
+//! - `GET /api/v1/messages/{id}` adds `"parts": {"text", "html": bool, "attachments": [...]}`;
+//!   `.../html`, `.../attachments/{index}`, `.../eml`, `DELETE .../{id}` (204).
+//! - `GET /api/v1/stream` (server-sent events), `GET /api/v1/stats/series?seconds=N`.
+//!
+//! A page's `fetch(url, {method: "DELETE"})` passes the guard: same-origin `Origin` and
+//! `Sec-Fetch-Site: same-origin`, and no body (so no content type is needed).
 
+mod assets;
 mod control;
 mod guard;
 mod legacy;
+mod live;
 mod messages;
 mod metrics;
 mod outage;
+mod parts;
 mod serve;
 mod sessions;
 mod settings;
+mod stream;
 
 pub use guard::LocalAddr;
+pub use live::{Live, live};
 pub use serve::serve;
 
 use axum::Router;
@@ -44,8 +64,18 @@ pub fn router(state: State) -> axum::Router {
             "/messages",
             get(messages::list).delete(messages::delete_all),
         )
-        .route("/messages/{id}", get(messages::one))
+        .route(
+            "/messages/{id}",
+            get(messages::one).delete(messages::delete_one),
+        )
         .route("/messages/{id}/raw", get(messages::raw))
+        .route("/messages/{id}/html", get(messages::html))
+        .route("/messages/{id}/eml", get(messages::eml))
+        .route(
+            "/messages/{id}/attachments/{index}",
+            get(messages::attachment),
+        )
+        .route("/stream", get(stream::stream))
         .route("/wait", get(messages::wait))
         .route(
             "/faults",
@@ -63,6 +93,7 @@ pub fn router(state: State) -> axum::Router {
         .route("/events", get(control::events))
         .route("/reset", axum::routing::post(control::reset))
         .route("/stats", get(metrics::stats))
+        .route("/stats/series", get(metrics::series))
         .route(
             "/outage",
             get(outage::get).post(outage::post).delete(outage::delete),
@@ -83,8 +114,14 @@ pub fn router(state: State) -> axum::Router {
         .route("/mail/{*number}", any(legacy::mail))
         .route("/metrics", get(metrics::prometheus))
         .route("/healthz", get(metrics::healthz))
+        .route("/", get(assets::index))
+        .route("/ui/{file}", get(assets::ui))
         .nest("/api/v1", api)
         .fallback(root_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            live::note_changes,
+        ))
         // Last, so that it wraps every route and both fallbacks.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

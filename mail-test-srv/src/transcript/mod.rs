@@ -3,11 +3,13 @@
 //! bounded, so a user can see why a client failed.
 //!
 //! - `record.rs`: one session's [`Record`], its bounded lines and the text transcript.
+//! - `reconnects.rs`: clients seen coming back after the server ended their session.
 //! - `registry.rs`: [`Sessions`], the open and the last closed sessions of one server, and the
 //!   [`Recorder`] a session writes through.
 //!
 //! The SMTP session records; this module knows nothing of SMTP.
 
+mod reconnects;
 mod record;
 mod registry;
 
@@ -17,4 +19,4 @@ pub use record::{Dir, HEAD_LINES, Line, MAX_LINE, Outcome, Record, Refusal, TAIL
 pub(crate) use registry::Recorder;
 #[cfg(feature = "fuzzing")]
 pub use registry::Recorder;
-pub use registry::{Query, Sessions};
+pub use registry::{Changes, Query, Sessions};

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::reconnects::Reconnects;
 use super::record::{Dir, Outcome, Record, Refusal, TlsInfo};
 
 /// The sessions of one server. Cheap to clone (an `Arc` inside).
@@ -27,6 +28,7 @@ struct Inner {
     /// Bytes held by open and kept sessions.
     bytes: AtomicUsize,
     evicted: AtomicU64,
+    reconnects: Reconnects,
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +37,20 @@ struct Lists {
     closed: BTreeMap<u64, Arc<Record>>,
     /// Closed session ids in the order they closed: eviction pops the front.
     closed_order: VecDeque<u64>,
+    /// Id of the newest session opened (0 before the first).
+    last_opened: u64,
+    /// Sessions closed since start: the last `closed_order.len()` of them are in it.
+    closes: u64,
+}
+
+/// Sessions opened or closed since a reader last looked (the web page's event stream).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The sessions, newest id last, as copies without their lines; at most the limit
+    /// asked for (the newest).
+    pub sessions: Vec<Record>,
+    /// Where the next look starts: `(last_opened, closes)`.
+    pub position: (u64, u64),
 }
 
 /// Which sessions a query wants; `None` fields match all.
@@ -65,6 +81,7 @@ impl Sessions {
                 lists: Mutex::new(Lists::default()),
                 bytes: AtomicUsize::new(0),
                 evicted: AtomicU64::new(0),
+                reconnects: Reconnects::default(),
             }),
         }
     }
@@ -75,11 +92,16 @@ impl Sessions {
 
     /// Starts recording session `id`; `None` when transcripts are off.
     pub fn open(&self, id: u64, peer: SocketAddr) -> Option<Recorder> {
+        self.inner.reconnects.connected(peer.ip());
         if !self.inner.enabled {
             return None;
         }
         let record = Arc::new(Mutex::new(Record::new(id, peer)));
-        self.lists().open.insert(id, Arc::clone(&record));
+        {
+            let mut lists = self.lists();
+            lists.open.insert(id, Arc::clone(&record));
+            lists.last_opened = lists.last_opened.max(id);
+        }
         self.inner
             .bytes
             .fetch_add(std::mem::size_of::<Record>(), Ordering::Relaxed);
@@ -104,6 +126,53 @@ impl Sessions {
     /// Closed sessions dropped to stay within the bounds, since start.
     pub fn evicted(&self) -> u64 {
         self.inner.evicted.load(Ordering::Relaxed)
+    }
+
+    /// New connections from a client whose previous session the server ended (a fault, an
+    /// outage) within the last minute (`reconnects.rs`). Counted with transcripts on only.
+    pub fn reconnects_seen(&self) -> u64 {
+        self.inner.reconnects.seen()
+    }
+
+    /// Where a reader of [`Sessions::changes`] starts: nothing before now.
+    pub fn position(&self) -> (u64, u64) {
+        let lists = self.lists();
+        (lists.last_opened, lists.closes)
+    }
+
+    /// Sessions opened or closed after `position` (from [`Sessions::position`] or the last
+    /// [`Changes`]), at most `limit` of them (the newest ids).
+    pub fn changes(&self, position: (u64, u64), limit: usize) -> Changes {
+        let lists = self.lists();
+        let (opened_after, closes_before) = position;
+        let closed_since = usize::try_from(lists.closes.saturating_sub(closes_before))
+            .unwrap_or(usize::MAX)
+            .min(lists.closed_order.len());
+        let mut ids: Vec<u64> = lists
+            .closed_order
+            .range(lists.closed_order.len() - closed_since..)
+            .copied()
+            .chain(
+                lists
+                    .open
+                    .range(opened_after.saturating_add(1)..)
+                    .map(|(id, _)| *id),
+            )
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let keep = ids.len().saturating_sub(limit);
+        let sessions = ids[keep..]
+            .iter()
+            .filter_map(|id| match lists.closed.get(id) {
+                Some(record) => Some(record.summary()),
+                None => lists.open.get(id).map(|r| lock(r).summary()),
+            })
+            .collect();
+        Changes {
+            sessions,
+            position: (lists.last_opened, lists.closes),
+        }
     }
 
     /// Bytes held by the transcripts of open and kept sessions.
@@ -178,9 +247,13 @@ impl Sessions {
 
     /// Moves session `id` from open to closed, evicting the oldest closed ones past the bounds.
     fn close(&self, id: u64, record: Record) {
+        if matches!(record.outcome, Some(Outcome::ServerFault(_))) {
+            self.inner.reconnects.failed(record.peer.ip());
+        }
         let mut lists = self.lists();
         lists.closed.insert(id, Arc::new(record));
         lists.closed_order.push_back(id);
+        lists.closes += 1;
         while lists.closed.len() > self.inner.max_kept
             || (self.bytes() > self.inner.max_bytes && lists.closed.len() > 1)
         {
