@@ -398,11 +398,7 @@ impl RawPage {
         Events(self)
     }
 
-    /// Events in the page.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
+    /// Whether the page holds no event.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
