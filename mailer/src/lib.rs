@@ -68,11 +68,13 @@ mod disposition;
 mod error;
 mod mailer;
 mod message;
+mod raw;
 mod reconnect;
 mod reply_check;
 mod session;
 mod sleeps;
 mod transaction;
+mod transport;
 
 pub use backoff::{JITTER, Sleeper, TokioSleeper, backoff_before_jitter, retry_backoff};
 pub use clock::{Clock, ClockError, FixedClock, SystemClock, clock_from_env, parse_fakeclock};
@@ -83,3 +85,11 @@ pub use error::{Error, Step};
 pub use mailer::{Connection, Mailer, Sent};
 pub use message::{new_message_id, parse_from, parse_recipient};
 pub use sleeps::{BackoffKind, BackoffSleep};
+pub use transport::{
+    DEFAULT_POOL_SIZE, ReconnectingTransport, ReconnectingTransportBuilder, SMTP_PORT,
+    SUBMISSION_PORT, SUBMISSIONS_PORT,
+};
+
+/// The lettre this crate is built against: build messages with `mailer::lettre::Message`
+/// to be sure the versions match.
+pub use lettre;

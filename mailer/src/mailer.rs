@@ -18,7 +18,7 @@ use crate::config::{Config, TlsMode};
 use crate::counters::{Counters, CountersSnapshot};
 use crate::disposition::Disposition;
 use crate::error::Error;
-use crate::message::{self, parse_from};
+use crate::message::{self, Outgoing, parse_from};
 use crate::reconnect::Outage;
 use crate::session::{self, Dialer, Session, StepFailure, reply_text};
 use crate::sleeps::BackoffKind;
@@ -35,9 +35,10 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sleeper: Arc<dyn Sleeper>,
-    pub(crate) from: Mailbox,
+    /// The sender of `send_mail`; a transport built without `.from()` has none.
+    pub(crate) from: Option<Mailbox>,
     /// Right-hand side of Message-IDs: the sender's domain, as RFC 5322 3.6.4 suggests.
-    pub(crate) from_domain: String,
+    pub(crate) id_domain: String,
     pub(crate) dialer: Dialer,
     pub(crate) counters: Counters,
 }
@@ -49,6 +50,41 @@ impl std::fmt::Debug for Inner {
             .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
+}
+
+/// What a mailer takes besides its [`Config`] once the configuration is read: lettre's TLS
+/// parameters, credentials and EHLO name.
+pub(crate) struct Parts {
+    pub(crate) tls_parameters: Option<TlsParameters>,
+    pub(crate) opportunistic: bool,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) hello: ClientId,
+}
+
+/// Checks what both [`Mailer::new`] and the transport's builder need: a server and port
+/// (unless in dry-run mode), a non-zero step timeout, an EHLO name without whitespace.
+pub(crate) fn check_config(config: &Config) -> Result<(), Error> {
+    if !config.dry_run {
+        if config.server.trim().is_empty() {
+            return Err(Error::Config("`server` is empty".to_owned()));
+        }
+        if config.port == 0 {
+            return Err(Error::Config("`port` is 0".to_owned()));
+        }
+    }
+    if config.step_timeout.is_zero() {
+        return Err(Error::Config("`step_timeout` is zero".to_owned()));
+    }
+    if config
+        .hello_name
+        .contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::Config(format!(
+            "`hello_name` {:?} contains whitespace",
+            config.hello_name
+        )));
+    }
+    Ok(())
 }
 
 /// A message the server accepted.
@@ -77,27 +113,7 @@ impl Mailer {
             return Err(Error::Config("`from` is empty".to_owned()));
         }
         let from = parse_from(&config.from)?;
-        let from_domain = from.email.domain().to_owned();
-        if !config.dry_run {
-            if config.server.trim().is_empty() {
-                return Err(Error::Config("`server` is empty".to_owned()));
-            }
-            if config.port == 0 {
-                return Err(Error::Config("`port` is 0".to_owned()));
-            }
-        }
-        if config.step_timeout.is_zero() {
-            return Err(Error::Config("`step_timeout` is zero".to_owned()));
-        }
-        if config
-            .hello_name
-            .contains(|c: char| c.is_whitespace() || c.is_control())
-        {
-            return Err(Error::Config(format!(
-                "`hello_name` {:?} contains whitespace",
-                config.hello_name
-            )));
-        }
+        check_config(&config)?;
         let tls_parameters = match config.tls {
             TlsMode::None => None,
             TlsMode::StartTls | TlsMode::Implicit => Some(tls_parameters(&config)?),
@@ -107,30 +123,56 @@ impl Mailer {
         } else {
             ClientId::Domain(config.hello_name.clone())
         };
-        let dialer = Dialer {
-            server: config.server.clone(),
-            port: config.port,
-            tls: config.tls,
+        let parts = Parts {
             tls_parameters,
-            hello,
+            opportunistic: false,
             credentials: config
                 .credentials
                 .clone()
                 .map(|(user, password)| Credentials::new(user, password)),
+            hello,
+        };
+        Ok(Mailer::assemble(config, clock, sleeper, Some(from), parts))
+    }
+
+    /// A mailer from checked settings; the transport's builder comes here too, with lettre's
+    /// own TLS parameters, credentials and EHLO name, and maybe no sender.
+    pub(crate) fn assemble(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        sleeper: Arc<dyn Sleeper>,
+        from: Option<Mailbox>,
+        parts: Parts,
+    ) -> Mailer {
+        // Right-hand side of the Message-IDs we make: the sender's domain, else our EHLO
+        // name when it is a domain.
+        let id_domain = match (&from, &parts.hello) {
+            (Some(from), _) => from.email.domain().to_owned(),
+            (None, ClientId::Domain(domain)) if !domain.is_empty() => domain.clone(),
+            _ => "localhost".to_owned(),
+        };
+        let dialer = Dialer {
+            server: config.server.clone(),
+            port: config.port,
+            tls: config.tls,
+            tls_parameters: parts.tls_parameters,
+            opportunistic: parts.opportunistic,
+            hello: parts.hello,
+            credentials: parts.credentials,
             step_timeout: config.step_timeout,
             pipelining: std::sync::OnceLock::new(),
         };
-        Ok(Mailer {
+        Mailer {
             inner: Arc::new(Inner {
                 config,
                 clock,
                 sleeper,
                 from,
-                from_domain,
+                id_domain,
                 dialer,
                 counters: Counters::default(),
             }),
-        })
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -181,6 +223,27 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// A connection over a session from the transport's pool (or none yet: the first send
+    /// opens one).
+    pub(crate) fn pooled(mailer: Mailer, smtp: Option<Session>, gave_up: bool) -> Connection {
+        Connection {
+            mailer,
+            smtp,
+            gave_up,
+        }
+    }
+
+    /// Takes the session out, to go back to the pool. Only a session in a clean state is
+    /// ever held here (see `send_outgoing`).
+    pub(crate) fn take_session(&mut self) -> Option<Session> {
+        self.smtp.take()
+    }
+
+    /// Whether the last send gave up reconnecting (see the field).
+    pub(crate) fn gave_up(&self) -> bool {
+        self.gave_up
+    }
+
     /// Sends one message to `to` (all in one transaction, all in the `To:` header).
     ///
     /// When the server closes the connection, resets it, the pipe breaks, a step times out
@@ -207,9 +270,14 @@ impl Connection {
         body: &str,
     ) -> Result<Sent, Error> {
         let inner = Arc::clone(&self.mailer.inner);
-        let message_id = message::new_message_id(&inner.from_domain);
+        let Some(from) = &inner.from else {
+            return Err(Error::Config(
+                "no sender for send_mail: set one (the transport builder's `.from()`)".to_owned(),
+            ));
+        };
+        let message_id = message::new_message_id(&inner.id_domain);
         let outgoing = message::build(
-            &inner.from,
+            from,
             to,
             subject,
             body,
@@ -229,6 +297,19 @@ impl Connection {
                 attempts: 0,
             });
         }
+        self.send_outgoing(&outgoing, message_id).await
+    }
+
+    /// Sends a built message (envelope + content) with the semantics of
+    /// [`Connection::send_mail`]; `message_id` is what the content carries, for logs and
+    /// [`Sent`]. The one send loop of the crate: `send_mail` and the transport's sends all
+    /// come here.
+    pub(crate) async fn send_outgoing(
+        &mut self,
+        outgoing: &Outgoing,
+        message_id: String,
+    ) -> Result<Sent, Error> {
+        let inner = Arc::clone(&self.mailer.inner);
         let timeout = inner.config.step_timeout;
         let mut outage: Option<Outage> = None;
         let mut attempts = 0;
@@ -250,7 +331,7 @@ impl Connection {
                 }
             };
             attempts += 1;
-            let failure = match transaction::transact(&mut session, &outgoing, timeout).await {
+            let failure = match transaction::transact(&mut session, outgoing, timeout).await {
                 Ok(()) => {
                     self.smtp = Some(session);
                     inner.counters.sent();
@@ -297,7 +378,12 @@ impl Connection {
                     inner.counters.bad_address();
                     let address = match failure.recipient.and_then(|i| outgoing.to.get(i)) {
                         Some((raw, _)) => raw.clone(),
-                        None => to.join(", "),
+                        None => outgoing
+                            .to
+                            .iter()
+                            .map(|(raw, _)| raw.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     };
                     let message = match &failure.kind {
                         session::FailureKind::Smtp(e) => reply_text(e),

@@ -15,11 +15,32 @@ use crate::Error;
 /// A message ready to send: envelope and bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
-    pub(crate) from: Address,
+    /// The envelope sender; `None` is the null sender `<>` (bounces).
+    pub(crate) from: Option<Address>,
     /// The recipients as the caller wrote them (for error messages) and parsed.
     pub(crate) to: Vec<(String, Address)>,
-    /// The message as it goes after DATA: dot-stuffed, ending with the final `.` line.
-    pub(crate) wire: String,
+    pub(crate) content: Content,
+}
+
+/// The message content as it goes after DATA.
+#[derive(Debug, Clone)]
+pub(crate) enum Content {
+    /// Text (7-bit, or UTF-8 under 8BITMIME), dot-stuffed and ending with the final `.`
+    /// line: one write (see [`for_data`]).
+    Text(String),
+    /// Bytes that are not UTF-8 (a binary part under 8BITMIME): lettre's `message()`
+    /// stuffs them and writes the final dot separately.
+    Bytes(Vec<u8>),
+}
+
+impl Content {
+    /// The content has bytes above 127: MAIL FROM needs `BODY=8BITMIME`.
+    pub(crate) fn is_eight_bit(&self) -> bool {
+        match self {
+            Content::Text(text) => !text.is_ascii(),
+            Content::Bytes(bytes) => !bytes.is_ascii(),
+        }
+    }
 }
 
 /// Parses the sender: `"Name <addr@example.com>"` or `"addr@example.com"`, ASCII address.
@@ -125,9 +146,9 @@ pub(crate) fn build(
     let formatted = String::from_utf8(formatted)
         .map_err(|_| Error::Message("the formatted message is not 7-bit".to_owned()))?;
     Ok(Outgoing {
-        from: from.email.clone(),
+        from: Some(from.email.clone()),
         to,
-        wire: for_data(&formatted),
+        content: Content::Text(for_data(&formatted)),
     })
 }
 
@@ -182,7 +203,10 @@ mod tests {
     }
 
     fn text(out: &Outgoing) -> String {
-        out.wire.clone()
+        match &out.content {
+            Content::Text(text) => text.clone(),
+            Content::Bytes(_) => panic!("a built message is text"),
+        }
     }
 
     #[test]
@@ -216,8 +240,8 @@ mod tests {
         assert!(!normalised.replace("\r\n", "").contains('\n'));
         assert_eq!(normalised, crlf);
         assert_eq!(
-            build_simple("s", &lf).unwrap().wire,
-            build_simple("s", &crlf).unwrap().wire
+            text(&build_simple("s", &lf).unwrap()),
+            text(&build_simple("s", &crlf).unwrap())
         );
     }
 
@@ -256,7 +280,7 @@ mod tests {
         assert!(body.contains("caf=C3=A9 =E2=9C=93"), "{body}");
         assert!(body.contains("=3D done"), "{body}");
         assert!(text.is_ascii(), "QP and RFC 2047 keep the message 7-bit");
-        assert_eq!(out.from.to_string(), "bot@example.com");
+        assert_eq!(out.from.unwrap().to_string(), "bot@example.com");
         assert_eq!(out.to.len(), 2);
     }
 

@@ -23,6 +23,9 @@ pub(crate) struct Dialer {
     pub(crate) port: u16,
     pub(crate) tls: TlsMode,
     pub(crate) tls_parameters: Option<TlsParameters>,
+    /// With [`TlsMode::StartTls`]: go on in plain text when the server does not offer
+    /// STARTTLS (lettre's `Tls::Opportunistic`) instead of refusing to send.
+    pub(crate) opportunistic: bool,
     pub(crate) hello: ClientId,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) step_timeout: Duration,
@@ -208,7 +211,8 @@ impl Dialer {
                 .await?
             }
         };
-        if self.tls == TlsMode::StartTls {
+        let plain_allowed = self.opportunistic && !conn.can_starttls();
+        if self.tls == TlsMode::StartTls && !plain_allowed {
             let Some(parameters) = self.tls_parameters.clone().filter(|_| conn.can_starttls())
             else {
                 return Err(StepFailure {

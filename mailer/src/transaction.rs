@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
 
 use crate::disposition::Cause;
-use crate::error::Step;
-use crate::message::Outgoing;
-use crate::session::{Session, StepFailure, step};
+use crate::error::{Error, Step};
+use crate::message::{Content, Outgoing};
+use crate::session::{FailureKind, Session, StepFailure, step};
 
 /// Text written by lettre's `command` as it is: a batch of commands, or the content.
 struct Raw<'a>(&'a str);
@@ -30,8 +31,26 @@ impl std::fmt::Display for Raw<'_> {
     }
 }
 
-fn mail(message: &Outgoing) -> Mail {
-    Mail::new(Some(message.from.clone()), Vec::new())
+/// MAIL FROM, with `BODY=8BITMIME` when the content has 8-bit bytes (RFC 6152). Like
+/// lettre's `send()`, 8-bit content is refused when the server does not offer 8BITMIME:
+/// it could not be relayed as written.
+fn mail(conn: &AsyncSmtpConnection, message: &Outgoing) -> Result<Mail, StepFailure> {
+    let mut parameters = Vec::new();
+    if message.content.is_eight_bit() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(StepFailure {
+                step: Step::Mail,
+                recipient: None,
+                kind: FailureKind::Local(Error::Message(
+                    "the message has 8-bit content but the server does not offer 8BITMIME"
+                        .to_owned(),
+                )),
+                abandon: false,
+            });
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(Mail::new(message.from.clone(), parameters))
 }
 
 /// Notes which recipient a failed RCPT was about.
@@ -54,7 +73,10 @@ pub(crate) async fn transact(
         envelope_step_by_step(&mut session.conn, message, timeout).await?;
     }
     let conn = &mut session.conn;
-    step(timeout, Step::Message, conn.command(Raw(&message.wire))).await?;
+    match &message.content {
+        Content::Text(text) => step(timeout, Step::Message, conn.command(Raw(text))).await?,
+        Content::Bytes(bytes) => step(timeout, Step::Message, conn.message(bytes)).await?,
+    };
     Ok(())
 }
 
@@ -63,7 +85,8 @@ async fn envelope_step_by_step(
     message: &Outgoing,
     timeout: Duration,
 ) -> Result<(), StepFailure> {
-    step(timeout, Step::Mail, conn.command(mail(message))).await?;
+    let mail = mail(conn, message)?;
+    step(timeout, Step::Mail, conn.command(mail)).await?;
     for (index, (_, address)) in message.to.iter().enumerate() {
         let rcpt = Rcpt::new(address.clone(), Vec::new());
         step(timeout, Step::Rcpt, conn.command(rcpt))
@@ -84,7 +107,7 @@ async fn envelope_pipelined(
 ) -> Result<(), StepFailure> {
     let mut batch = String::with_capacity(64 * (message.to.len() + 2));
     // Writing to a String cannot fail.
-    let _ = write!(batch, "{}", mail(message));
+    let _ = write!(batch, "{}", mail(conn, message)?);
     for (_, address) in &message.to {
         let _ = write!(batch, "{}", Rcpt::new(address.clone(), Vec::new()));
     }
