@@ -78,7 +78,10 @@ pub(crate) fn find_message_id(email: &[u8]) -> Option<String> {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        if !line[..colon].trim_ascii_end().eq_ignore_ascii_case(b"message-id") {
+        if !line[..colon]
+            .trim_ascii_end()
+            .eq_ignore_ascii_case(b"message-id")
+        {
             continue;
         }
         let mut value = line[colon + 1..].to_vec();

@@ -19,9 +19,9 @@ use support::*;
 fn transport(server: &mail_test_srv::ServerHandle) -> ReconnectingTransport {
     ReconnectingTransport::builder_dangerous("127.0.0.1")
         .port(server.smtp_addr().port())
-        .hello_name(mailer::lettre::transport::smtp::extension::ClientId::Domain(
-            "client.test".to_owned(),
-        ))
+        .hello_name(
+            mailer::lettre::transport::smtp::extension::ClientId::Domain("client.test".to_owned()),
+        )
         .reconnect_base(Duration::from_millis(5))
         .reconnect_max(Duration::from_millis(50))
         .step_timeout(Duration::from_secs(10))
@@ -121,7 +121,10 @@ async fn rich_lettre_messages_through_close_chance_35_are_stored_once_byte_for_b
         assert!(raw.contains("Content-Disposition: attachment"), "{raw}");
     }
     assert_eq!(seen.len(), 24, "every message stored");
-    assert!(seen.values().all(|&n| n == 1), "each exactly once: {seen:?}");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "each exactly once: {seen:?}"
+    );
     let counters = transport.counters();
     assert_eq!(counters.sent, 24);
     let closes = counters.retries(Cause::Closed);

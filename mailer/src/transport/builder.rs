@@ -52,7 +52,10 @@ impl std::fmt::Debug for ReconnectingTransportBuilder {
             .field("server", &self.config.server)
             .field("port", &self.config.port)
             .field("tls", &self.tls)
-            .field("credentials", &self.credentials.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
             .field("hello", &self.hello)
             .field("pool_size", &self.pool_size)
             .finish_non_exhaustive()

@@ -26,8 +26,7 @@ use crate::transaction;
 use pool::Pool;
 
 pub use builder::{
-    DEFAULT_POOL_SIZE, ReconnectingTransportBuilder, SMTP_PORT, SUBMISSION_PORT,
-    SUBMISSIONS_PORT,
+    DEFAULT_POOL_SIZE, ReconnectingTransportBuilder, SMTP_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT,
 };
 
 /// Sends lettre messages (or raw envelope + bytes) through an SMTP server that may drop
