@@ -3,7 +3,83 @@
 //! temporary refusal (451 greylisting, a rate limit, 452) is RSET and retried after a
 //! backoff within the same bound.
 //!
-//! The API:
+//! # As a lettre transport
+//!
+//! [`ReconnectingTransport`] implements [`lettre::AsyncTransport`] and is built like
+//! lettre's `AsyncSmtpTransport`: swap the type, keep the messages. Here against an
+//! in-process [mail-test-srv](../mail_test_srv/index.html) that closes the connection on
+//! 35% of the MAIL commands; every message still arrives, exactly once, as lettre
+//! formatted it:
+//!
+//! ```
+//! use mailer::ReconnectingTransport;
+//! use mailer::lettre::message::{MultiPart, SinglePart};
+//! use mailer::lettre::{AsyncTransport, Message};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = mail_test_srv::start(mail_test_srv::Config {
+//!     faults: vec!["mail:close:35%".parse()?],
+//!     ..mail_test_srv::Config::ephemeral()
+//! })
+//! .await?;
+//!
+//! let mailer = ReconnectingTransport::builder_dangerous("127.0.0.1")
+//!     .port(server.smtp_addr().port())
+//!     .reconnect_base(std::time::Duration::from_millis(10))
+//!     .build()?;
+//! for n in 0..10 {
+//!     let message = Message::builder()
+//!         .from("Service <service@example.com>".parse()?)
+//!         .to(format!("user{n}@example.org").parse()?)
+//!         .subject("Your report")
+//!         .multipart(MultiPart::alternative_plain_html(
+//!             "Your report is ready.".to_owned(),
+//!             "<p>Your report is <b>ready</b>.</p>".to_owned(),
+//!         ))?;
+//!     let sent = mailer.send(message).await?; // reconnects and resends as needed
+//!     assert!(sent.attempts >= 1);
+//! }
+//!
+//! let store = server.state().store();
+//! assert_eq!(store.len(), 10);
+//! assert!(mailer.counters().retries_total() > 0, "the server did close on us");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Sends are cancellable (drop the future: the interrupted session is closed, never
+//! reused) and bounded (`max_reconnects`, `reconnect_deadline`); a bad address comes back
+//! typed after RSET, with the session kept:
+//!
+//! ```
+//! # use mailer::{Error, ReconnectingTransport};
+//! # use mailer::lettre::{AsyncTransport, Message};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = mail_test_srv::start(mail_test_srv::Config {
+//!     faults: vec!["rcpt:reply=550:to=gone@example.org".parse()?],
+//!     ..mail_test_srv::Config::ephemeral()
+//! })
+//! .await?;
+//! let mailer = ReconnectingTransport::builder_dangerous("127.0.0.1")
+//!     .port(server.smtp_addr().port())
+//!     .build()?;
+//! let message = Message::builder()
+//!     .from("service@example.com".parse()?)
+//!     .to("gone@example.org".parse()?)
+//!     .subject("hello")
+//!     .body("hi\n".to_owned())?;
+//! match mailer.send(message).await {
+//!     Err(Error::BadAddress { address, code: 550, .. }) => assert_eq!(address, "gone@example.org"),
+//!     other => panic!("expected a bad address, got {other:?}"),
+//! }
+//! assert_eq!(mailer.idle_connections(), 1); // RSET, and kept for the next message
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The library's own API:
 //! ```text
 //! Config { server, port, tls: TlsMode {None|StartTls|Implicit}, root_ca, credentials,
 //!          from, hello_name, reconnect_base, reconnect_max, max_reconnects,
@@ -19,6 +95,13 @@
 //! Connection::is_open(&self) -> bool
 //! Connection::close(self).await -> Result<(), Error>               (QUIT)
 //! Sent { message_id, attempts }
+//! ReconnectingTransport::{relay(host)?, starttls_relay(host)?, builder_dangerous(host)}
+//!          .port() .credentials() .tls(lettre Tls) .hello_name() .timeout()/.step_timeout()
+//!          .reconnect_base() .reconnect_max() .max_reconnects() .reconnect_deadline()
+//!          .pool_size(N) .from() .clock() .sleeper() .build()? -> ReconnectingTransport
+//! impl lettre::AsyncTransport<Ok = Sent, Error = Error> for ReconnectingTransport
+//!          (send(Message), send_raw(&Envelope, &[u8]), shutdown());
+//!          send_envelope(..), send_mail(to, subject, body), counters(), idle_connections(), close()
 //! Error::{BadAddress{address, code, message}, InvalidAddress, NonAsciiAddress,
 //!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, Protocol,
 //!         GaveUp, Timeout, Message}; Error::is_bad_address(), is_temporary() (4xx),
@@ -40,6 +123,9 @@
 //! Message-ID, so a duplicate can be recognised.
 //!
 //! Map of the crate:
+//! - `transport`: [`ReconnectingTransport`] (lettre's `AsyncTransport`), its builder and
+//!   its pool of sessions; every send goes through `Connection`'s send loop.
+//! - `raw`: a raw envelope + bytes made ready to send; the Message-ID found or added.
 //! - `config`: [`Config`] (server, TLS, credentials, from, backoff, bounds, step timeout).
 //! - `mailer`: [`Mailer`] and its [`Connection`] (`connect`, `send_mail`, `close`) and
 //!   what `send_mail` does about each failure.
