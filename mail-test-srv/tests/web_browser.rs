@@ -1,0 +1,412 @@
+//! The web page (`/`) in a real browser: headless Chromium driven through chromedriver
+//! (`tests/browser`), against a server started in this process on 127.0.0.1:0, with mail sent
+//! by lettre. It checks what a user relies on: new mail appears without a reload; a message's
+//! HTML part is shown sandboxed and its script does not run; attachments are listed and
+//! download; a rule added on the switchboard fires and its event shows up live; a rule can be
+//! switched off; a session's transcript tells the fault apart; reset empties the lists.
+//!
+//! Screenshots of each step are written under Cargo's temporary directory for integration tests
+//! (`target/tmp/web_browser/`) and their paths printed. Without chromium and chromedriver the test
+//! is skipped with a printed reason, unless `CI` is set: then it fails.
+
+mod browser;
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use browser::Browser;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use mail_test_srv::{Config, ServerHandle};
+use serde_json::{Value, json};
+
+/// Long enough for a loaded CI machine; a working page needs a fraction of it.
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The HTML part: a script that would retitle the page and its parent, and mark its body.
+const HTML: &str = "<html><head><title>inner</title></head><body><p id=\"hello\">Hello in \
+     <b>HTML</b></p><script>document.title='pwned';try{parent.document.title='pwned'}catch(e){}\
+     document.body.setAttribute('data-ran','yes');</script></body></html>";
+
+fn ok<T>(what: &str, r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn message(subject: &str) -> Message {
+    Message::builder()
+        .from("Sender <sender@example.com>".parse().unwrap())
+        .to("Reader <reader@example.com>".parse().unwrap())
+        .subject(subject)
+        .multipart(
+            MultiPart::mixed()
+                .multipart(MultiPart::alternative_plain_html(
+                    "Hello in plain text.".to_owned(),
+                    HTML.to_owned(),
+                ))
+                .singlepart(Attachment::new("report.csv".to_owned()).body(
+                    b"a,b\n1,2\n".to_vec(),
+                    ContentType::parse("text/csv").unwrap(),
+                )),
+        )
+        .unwrap()
+}
+
+fn send(rt: &tokio::runtime::Runtime, server: &ServerHandle, subject: &str) -> Result<(), String> {
+    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(server.smtp_addr().port())
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    rt.block_on(mailer.send(message(subject)))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// A GET on the server (what a download link or the test itself fetches): status, body.
+fn fetch(server: &ServerHandle, path: &str) -> (u16, Vec<u8>, Option<String>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    let mut r = agent
+        .get(format!("http://{}{path}", server.http_addr()))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = r.body_mut().read_to_vec().unwrap();
+    (r.status().as_u16(), body, csp)
+}
+
+fn rows(b: &Browser, tbody: &str) -> u64 {
+    ok(
+        "count rows",
+        b.eval(&format!("document.querySelectorAll('#{tbody} tr').length")),
+    )
+    .as_u64()
+    .unwrap_or(0)
+}
+
+fn shot(b: &Browser, name: &str) {
+    let path = ok("screenshot", b.screenshot(name));
+    println!("screenshot: {}", path.display());
+}
+
+/// No API error shown to the user.
+fn no_error(b: &Browser) {
+    let shown = ok(
+        "error bar",
+        b.eval("document.getElementById('error-bar').hidden ? '' : document.getElementById('error-text').textContent"),
+    );
+    assert_eq!(shown, json!(""), "the page shows an error");
+}
+
+#[test]
+fn the_page_in_chromium() {
+    if let Some(why) = browser::missing() {
+        common::skip_or_fail(&why);
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(common::start(Config {
+        seed: Some(7),
+        ..Config::ephemeral()
+    }));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_browser");
+    let b = ok("start chromium", Browser::start(&shots));
+    let base = format!("http://{}", server.http_addr());
+
+    // The page loads, the stream connects, the lists are empty.
+    ok("open the page", b.goto(&format!("{base}/")));
+    ok(
+        "stream connected",
+        b.wait_for(
+            "the live stream",
+            "document.getElementById('conn-status').dataset.state === 'live'",
+            WAIT,
+        ),
+    );
+    assert_eq!(
+        ok("title", b.eval("document.title")),
+        json!("mail-test-srv")
+    );
+    assert_eq!(rows(&b, "msg-rows"), 0);
+    // A marker that a reload would lose.
+    ok("marker", b.eval("(window.__sameDocument = 42)"));
+
+    // New mail appears without a reload.
+    ok("send", send(&rt, &server, "Quarterly report"));
+    ok(
+        "the message in the list",
+        b.wait_for(
+            "the new row",
+            "document.querySelectorAll('#msg-rows tr').length === 1",
+            WAIT,
+        ),
+    );
+    assert_eq!(
+        ok("marker", b.eval("window.__sameDocument")),
+        json!(42),
+        "the page reloaded"
+    );
+    assert_eq!(
+        ok(
+            "row",
+            b.eval("document.querySelector('#msg-rows tr .subject').textContent")
+        ),
+        json!("Quarterly report")
+    );
+
+    // Open it: the HTML part sandboxed, its script not run; the attachment listed.
+    ok("open the message", b.click("#msg-rows tr"));
+    ok(
+        "attachment listed",
+        b.wait_for(
+            "the attachment link",
+            "document.querySelector('#msg-attachments a')?.textContent === 'report.csv'",
+            WAIT,
+        ),
+    );
+    let sandbox = ok(
+        "iframe sandbox",
+        b.wait_for(
+            "the HTML iframe",
+            "document.getElementById('msg-html')?.getAttribute('sandbox') ?? ''",
+            WAIT,
+        )
+        .or_else(|_| b.eval("document.getElementById('msg-html')?.getAttribute('sandbox')")),
+    );
+    assert_eq!(
+        sandbox,
+        json!(""),
+        "the sandbox must be empty: no allow-scripts, no allow-same-origin"
+    );
+    let src = ok(
+        "iframe src",
+        b.eval("document.getElementById('msg-html').getAttribute('src')"),
+    );
+    let src = src.as_str().unwrap().to_owned();
+    assert!(src.ends_with("/html"), "{src}");
+    // Wait for the frame to have loaded, then check the script had no effect anywhere.
+    ok(
+        "frame loaded",
+        b.exec_async(
+            "const f = document.getElementById('msg-html'); const done = arguments[0]; \
+             const probe = () => { try { f.contentDocument; } catch (e) {} done(true); }; \
+             if (f.dataset.loaded) probe(); else f.addEventListener('load', probe); \
+             setTimeout(probe, 3000);",
+            Vec::new(),
+        ),
+    );
+    assert_eq!(
+        ok("title", b.eval("document.title")),
+        json!("mail-test-srv"),
+        "the message's script ran"
+    );
+    // The frame is cross-origin to the page (opaque origin): the page cannot reach into it.
+    assert_eq!(
+        ok(
+            "frame isolation",
+            b.eval("document.getElementById('msg-html').contentDocument === null")
+        ),
+        json!(true),
+        "the sandboxed frame shares the page's origin"
+    );
+    let (status, body, csp) = fetch(&server, &src);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("Hello in"));
+    let csp = csp.expect("the HTML part comes with its own Content-Security-Policy");
+    assert!(
+        csp.contains("script-src 'none'") || csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    let href = ok(
+        "attachment href",
+        b.eval("document.querySelector('#msg-attachments a').getAttribute('href')"),
+    );
+    let (status, body, _) = fetch(&server, href.as_str().unwrap());
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"a,b\n1,2\n"[..]),
+        "the attachment link"
+    );
+    ok("text part", b.click("#part-text"));
+    assert_eq!(
+        ok(
+            "text",
+            b.eval("document.getElementById('msg-text').textContent.trim()")
+        ),
+        json!("Hello in plain text.")
+    );
+    ok("raw", b.click("#part-raw"));
+    // The raw source is shown as text: the script tag is visible, not parsed.
+    ok(
+        "raw source",
+        b.wait_for(
+            "the raw source",
+            "document.getElementById('msg-raw')?.textContent.includes('<script>')",
+            WAIT,
+        ),
+    );
+    assert_eq!(
+        ok(
+            "no script elements",
+            b.eval("document.querySelectorAll('#msg-part script').length")
+        ),
+        json!(0)
+    );
+    ok("html again", b.click("#part-html"));
+    no_error(&b);
+    shot(&b, "1-message");
+
+    // The switchboard: add a rule from the form; it fires on the next delivery and the event
+    // shows up in the timeline without a reload.
+    ok("faults tab", b.click("#tab-faults"));
+    ok("rule name", b.type_into("#rule-name", "drop-all"));
+    ok("rule text", b.type_into("#rule-text", "mail:close:100%"));
+    ok("add", b.click("#rule-add"));
+    ok(
+        "rule listed",
+        b.wait_for("the new rule", "document.querySelector('#rules-rows tr[data-rule=\"drop-all\"] .rule-text')?.textContent", WAIT),
+    );
+    let plan = server.state().faults().snapshot();
+    assert_eq!(plan.rules.len(), 1);
+    assert_eq!(plan.rules[0].name.as_deref(), Some("drop-all"));
+    assert_eq!(plan.rules[0].definition(), "mail:close:100%");
+    assert!(
+        send(&rt, &server, "Dropped").is_err(),
+        "the close rule did not fire"
+    );
+    ok(
+        "fault event",
+        b.wait_for(
+            "the fault event",
+            "[...document.querySelectorAll('#event-rows tr')].some(tr => tr.textContent.includes('drop-all') && tr.textContent.includes('close'))",
+            WAIT,
+        ),
+    );
+    assert_eq!(
+        ok("marker", b.eval("window.__sameDocument")),
+        json!(42),
+        "the page reloaded"
+    );
+    no_error(&b);
+    shot(&b, "2-faults");
+
+    // Switched off on the switchboard: kept, not firing.
+    ok(
+        "switch off",
+        b.click("#rules-rows tr[data-rule=\"drop-all\"] .rule-toggle"),
+    );
+    ok(
+        "rule off",
+        b.wait_for("the rule shown off", "document.querySelector('#rules-rows tr[data-rule=\"drop-all\"]')?.classList.contains('off')", WAIT),
+    );
+    let rule = server
+        .state()
+        .faults()
+        .rule("drop-all")
+        .expect("still there");
+    assert!(!rule.enabled);
+    ok(
+        "send with the rule off",
+        send(&rt, &server, "Delivered again"),
+    );
+    ok(
+        "second message",
+        b.wait_for(
+            "two rows",
+            "document.querySelectorAll('#msg-rows tr').length === 2",
+            WAIT,
+        ),
+    );
+
+    // Sessions: the faulted session's transcript marks the fault line.
+    ok("sessions tab", b.click("#tab-sessions"));
+    ok(
+        "sessions",
+        b.wait_for(
+            "three sessions",
+            "document.querySelectorAll('#sess-rows tr').length >= 3",
+            WAIT,
+        ),
+    );
+    ok("faulted session", b.click("#sess-rows tr.has-faults"));
+    let note = ok(
+        "fault line",
+        b.wait_for(
+            "the fault line",
+            "document.querySelector('#sess-transcript .line-note .x')?.textContent",
+            WAIT,
+        ),
+    );
+    assert!(note.as_str().unwrap().contains("drop-all"), "{note}");
+    let client = ok(
+        "client line",
+        b.eval("document.querySelector('#sess-transcript .line-c .p').textContent"),
+    );
+    assert_eq!(client, json!("C:"));
+    let colours = ok(
+        "line colours",
+        b.eval(
+            "['c','s','note'].map(d => getComputedStyle(document.querySelector('#sess-transcript .line-' + d)).color)",
+        ),
+    );
+    let colours: Vec<&Value> = colours.as_array().unwrap().iter().collect();
+    assert!(
+        colours[0] != colours[1] && colours[1] != colours[2] && colours[0] != colours[2],
+        "{colours:?}"
+    );
+    no_error(&b);
+    shot(&b, "3-session");
+
+    // The numbers view renders its counters.
+    ok("numbers tab", b.click("#tab-numbers"));
+    ok(
+        "counters",
+        b.wait_for(
+            "the counters",
+            "document.querySelector('[data-counter=\"faults injected\"] .value')?.textContent === '1'",
+            WAIT,
+        ),
+    );
+    shot(&b, "4-numbers");
+
+    // Reset (a second click confirms): both lists empty, on the server too.
+    ok("faults tab", b.click("#tab-faults"));
+    ok("reset", b.click("#reset"));
+    ok("confirm reset", b.click("#reset"));
+    ok(
+        "lists empty",
+        b.wait_for(
+            "empty lists",
+            "document.querySelectorAll('#event-rows tr').length === 0 && document.querySelectorAll('#msg-rows tr').length === 0",
+            WAIT,
+        ),
+    );
+    assert!(server.state().store().is_empty());
+    ok("messages tab", b.click("#tab-messages"));
+    ok(
+        "empty note",
+        b.wait_for(
+            "the empty note",
+            "!document.getElementById('msg-empty').hidden",
+            WAIT,
+        ),
+    );
+    no_error(&b);
+    shot(&b, "5-reset");
+    println!("screenshots in {}", shots.display());
+
+    drop(b);
+    rt.block_on(server.shutdown());
+}
