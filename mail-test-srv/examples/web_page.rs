@@ -314,7 +314,12 @@ fn screenshots(
     let mut tries = 0;
     while sent < 6 && tries < 40 {
         tries += 1;
-        if try_send(server.smtp_addr(), &format!("Reminder {tries}")).is_ok() {
+        if try_send(
+            server.smtp_addr(),
+            &format!("Renewal reminder for shop{tries}.example"),
+        )
+        .is_ok()
+        {
             sent += 1;
         }
     }

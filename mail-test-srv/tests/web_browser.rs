@@ -349,7 +349,7 @@ fn the_page_in_chromium() {
             WAIT,
         ),
     );
-    assert!(note.as_str().unwrap().contains("drop-all"), "{note}");
+    assert!(note.as_str().unwrap().contains("mail:close:100%"), "{note}");
     let client = ok(
         "client line",
         b.eval("document.querySelector('#sess-transcript .line-c .p').textContent"),

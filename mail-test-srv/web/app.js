@@ -60,7 +60,8 @@
       rows: [],
       openId: null,
       detail: null,
-      part: "html",
+      /** The part last chosen by the user; a message without it shows its text. */
+      prefer: "html",
       loadToken: 0,
       reloadTimer: 0,
       /** Consecutive stats ticks whose stored count disagreed with the list. */
@@ -72,6 +73,8 @@
     seedText: "",
     series: [],
     stats: null,
+    /** Faults injected in all, from the last stats tick plus the events streamed since. */
+    faultsTotal: 0,
     everConnected: false,
     source: null,
   };
@@ -231,9 +234,13 @@
     renderMessages();
   }
 
+  /** At most one reload per `ms`, however much mail arrives meanwhile. */
   function scheduleMessageReload(ms = 250) {
-    clearTimeout(S.msg.reloadTimer);
-    S.msg.reloadTimer = setTimeout(act(loadMessages), ms);
+    if (S.msg.reloadTimer) return;
+    S.msg.reloadTimer = setTimeout(() => {
+      S.msg.reloadTimer = 0;
+      act(loadMessages)();
+    }, ms);
   }
 
   function messageRow(m) {
@@ -347,7 +354,7 @@
     eml.download = `message-${id}.eml`;
     const hasHtml = m.parts ? !!m.parts.html : m.html != null;
     $("part-html").disabled = !hasHtml;
-    showPart(hasHtml && S.msg.part !== "headers" && S.msg.part !== "raw" ? "html" : S.msg.part === "html" ? "text" : S.msg.part);
+    showPart(S.msg.prefer === "html" && !hasHtml ? "text" : S.msg.prefer);
   }
 
   function closeMessage() {
@@ -361,7 +368,6 @@
   function showPart(part) {
     const m = S.msg.detail;
     if (!m) return;
-    S.msg.part = part;
     for (const b of document.querySelectorAll(".subtabs [data-part]")) {
       b.setAttribute("aria-selected", String(b.dataset.part === part));
     }
@@ -373,6 +379,7 @@
       frame.setAttribute("sandbox", "");
       frame.setAttribute("referrerpolicy", "no-referrer");
       frame.title = "HTML part (sandboxed)";
+      frame.addEventListener("load", () => (frame.dataset.loaded = "1"));
       frame.src = `/api/v1/messages/${m.id}/html`;
       box.replaceChildren(frame);
     } else if (part === "text") {
@@ -680,6 +687,8 @@
       tbody.lastElementChild.remove();
     }
     renderEventCount();
+    S.faultsTotal += (d.items || []).length + (d.skipped || 0);
+    $("badge-faults").textContent = S.faultsTotal.toLocaleString();
   }
 
   // ---------------------------------------------------------------- numbers
@@ -701,6 +710,7 @@
   function onStats(st, fromLoad = false) {
     S.stats = st;
     const faultsTotal = (st.faults && st.faults.total) || 0;
+    S.faultsTotal = faultsTotal;
     $("badge-faults").textContent = faultsTotal.toLocaleString();
     if (st.stored) $("badge-messages").textContent = st.stored.messages.toLocaleString();
     if (!fromLoad && st.point) {
@@ -849,6 +859,7 @@
     renderMessages();
     $("badge-messages").textContent = "0";
     act(loadEvents)();
+    act(async () => onStats(await api("GET", "/api/v1/stats"), true))();
     act(loadFaults)();
     if (S.sess.loaded) {
       S.sess.before = null;
@@ -919,7 +930,10 @@
     });
     $("msg-close").addEventListener("click", closeMessage);
     for (const b of document.querySelectorAll(".subtabs [data-part]")) {
-      b.addEventListener("click", () => showPart(b.dataset.part));
+      b.addEventListener("click", () => {
+        S.msg.prefer = b.dataset.part;
+        showPart(b.dataset.part);
+      });
     }
     $("msg-delete").addEventListener(
       "click",
