@@ -3,7 +3,9 @@
 //! by lettre. It checks what a user relies on: new mail appears without a reload; a message's
 //! HTML part is shown sandboxed and its script does not run; attachments are listed and
 //! download; a rule added on the switchboard fires and its event shows up live; a rule can be
-//! switched off; a session's transcript tells the fault apart; reset empties the lists.
+//! switched off, edited (and stays off), added from a preset and deleted; an outage starts and
+//! ends; a session's transcript tells the fault apart; markup in a subject stays text; search,
+//! paging past 50 and deleting one message work; reset empties the lists.
 //!
 //! Screenshots of each step are written under Cargo's temporary directory for integration tests
 //! (`target/tmp/web_browser/`) and their paths printed. Without chromium and chromedriver the test
@@ -381,6 +383,196 @@ fn the_page_in_chromium() {
     );
     shot(&b, "4-numbers");
 
+    // The rest of the switchboard: edit in place (a switched-off rule stays off), a preset,
+    // delete, an outage started and ended.
+    ok("faults tab", b.click("#tab-faults"));
+    ok(
+        "edit",
+        b.click("#rules-rows tr[data-rule=\"drop-all\"] .rule-edit"),
+    );
+    ok(
+        "new text",
+        b.type_into(".rule-edit-text", "rcpt:reply=550:to=bad@example.com"),
+    );
+    ok("save", b.click(".rule-save"));
+    ok(
+        "edited",
+        b.wait_for("the edited rule", "document.querySelector('#rules-rows tr[data-rule=\"drop-all\"] .rule-text code')?.textContent === 'rcpt:reply=550:to=bad@example.com'", WAIT),
+    );
+    let rule = server.state().faults().rule("drop-all").expect("kept");
+    assert_eq!(rule.definition(), "rcpt:reply=550:to=bad@example.com");
+    assert!(!rule.enabled, "editing switched the rule back on");
+    ok("preset", b.click("#preset-close-35"));
+    ok(
+        "preset added",
+        b.wait_for(
+            "the preset rule",
+            "document.querySelector('#rules-rows tr[data-rule=\"close-chance\"]')",
+            WAIT,
+        ),
+    );
+    let rule = server.state().faults().rule("close-chance").expect("added");
+    assert_eq!(rule.definition(), "mail:close:35%");
+    ok(
+        "delete",
+        b.click("#rules-rows tr[data-rule=\"close-chance\"] .rule-delete"),
+    );
+    ok(
+        "deleted",
+        b.wait_for(
+            "the rule gone",
+            "!document.querySelector('#rules-rows tr[data-rule=\"close-chance\"]')",
+            WAIT,
+        ),
+    );
+    assert!(server.state().faults().rule("close-chance").is_none());
+    ok("outage length", b.type_into("#outage-seconds", "30"));
+    ok("outage", b.click("#outage-start"));
+    ok(
+        "outage shown",
+        b.wait_for(
+            "the outage status",
+            "document.getElementById('outage-status').textContent.includes('refuse')",
+            WAIT,
+        ),
+    );
+    assert!(
+        server.state().outages().status().is_some(),
+        "no outage began"
+    );
+    ok("end outage", b.click("#outage-end"));
+    ok(
+        "outage over",
+        b.wait_for(
+            "no outage shown",
+            "document.getElementById('outage-status').textContent === ''",
+            WAIT,
+        ),
+    );
+    assert!(
+        server.state().outages().status().is_none(),
+        "the outage did not end"
+    );
+    no_error(&b);
+
+    // Messages: markup in a subject stays text; search; paging with more than a page; delete one.
+    ok("messages tab", b.click("#tab-messages"));
+    let hostile = "<img src=x onerror=\"document.title='xss'\"> & <b>bold</b>";
+    ok("send", send(&rt, &server, hostile));
+    ok(
+        "hostile row",
+        b.wait_for(
+            "the hostile subject",
+            "document.querySelectorAll('#msg-rows tr').length === 3",
+            WAIT,
+        ),
+    );
+    assert_eq!(
+        ok(
+            "subject",
+            b.eval("document.querySelector('#msg-rows tr .subject').textContent")
+        ),
+        json!(hostile)
+    );
+    ok("open", b.click("#msg-rows tr"));
+    ok(
+        "opened",
+        b.wait_for(
+            "the subject heading",
+            &format!(
+                "document.getElementById('msg-subject').textContent === {}",
+                json!(hostile)
+            ),
+            WAIT,
+        ),
+    );
+    assert_eq!(
+        ok(
+            "no img",
+            b.eval("document.querySelectorAll('main img, main b').length")
+        ),
+        json!(0)
+    );
+    assert_eq!(
+        ok("title", b.eval("document.title")),
+        json!("mail-test-srv")
+    );
+    ok("search", b.type_into("#msg-search", "quarterly"));
+    ok(
+        "searched",
+        b.wait_for("one match", "document.querySelectorAll('#msg-rows tr').length === 1 && document.getElementById('msg-total').textContent === '1 match'", WAIT),
+    );
+    ok("clear search", b.exec("const i = document.getElementById('msg-search'); i.value = ''; i.dispatchEvent(new Event('input')); return true;", Vec::new()));
+    ok(
+        "all again",
+        b.wait_for(
+            "three rows",
+            "document.querySelectorAll('#msg-rows tr').length === 3",
+            WAIT,
+        ),
+    );
+    for i in 0..120 {
+        server
+            .state()
+            .store()
+            .insert(mail_test_srv::store::NewMessage {
+                from: format!("bulk{i}@example.com"),
+                recipients: vec!["reader@example.com".into()],
+                data: bytes::Bytes::from(format!("Subject: bulk {i}\r\n\r\nbody\r\n")),
+                received: std::time::SystemTime::now(),
+                tls: false,
+                auth_user: None,
+                connection: 0,
+                lenient_lines: Vec::new(),
+            });
+    }
+    ok(
+        "a full page",
+        b.wait_for("page 1 of 3", "document.getElementById('msg-page').textContent === 'page 1 of 3' && document.querySelectorAll('#msg-rows tr').length === 50", WAIT),
+    );
+    assert_eq!(
+        ok(
+            "newest",
+            b.eval("document.querySelector('#msg-rows tr .subject').textContent")
+        ),
+        json!("bulk 119")
+    );
+    ok("older", b.click("#msg-next"));
+    ok(
+        "older",
+        b.wait_for(
+            "page 2",
+            "document.getElementById('msg-page').textContent === 'page 2 of 3'",
+            WAIT,
+        ),
+    );
+    ok("older", b.click("#msg-next"));
+    ok(
+        "last page",
+        b.wait_for("page 3 with the first messages", "document.querySelectorAll('#msg-rows tr').length === 23 && document.querySelector('#msg-rows tr:last-child .subject').textContent === 'Quarterly report'", WAIT),
+    );
+    ok("open the oldest", b.click("#msg-rows tr:last-child"));
+    ok(
+        "opened",
+        b.wait_for(
+            "the detail",
+            "document.getElementById('msg-subject').textContent === 'Quarterly report'",
+            WAIT,
+        ),
+    );
+    ok("delete one", b.click("#msg-delete"));
+    ok(
+        "deleted",
+        b.wait_for("one row fewer", "document.querySelectorAll('#msg-rows tr').length === 22 && document.getElementById('msg-detail').hidden", WAIT),
+    );
+    assert_eq!(server.state().store().len(), 122);
+    assert!(
+        server.state().store().get(1).is_none(),
+        "message 1 still stored"
+    );
+    no_error(&b);
+    shot(&b, "5-messages");
+
     // Reset (a second click confirms): both lists empty, on the server too.
     ok("faults tab", b.click("#tab-faults"));
     ok("reset", b.click("#reset"));
@@ -404,7 +596,7 @@ fn the_page_in_chromium() {
         ),
     );
     no_error(&b);
-    shot(&b, "5-reset");
+    shot(&b, "6-reset");
     println!("screenshots in {}", shots.display());
 
     drop(b);

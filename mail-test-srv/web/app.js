@@ -231,6 +231,7 @@
     S.msg.totalFor = q;
     S.msg.mismatches = 0;
     S.msg.rows = page.messages;
+    if (!q) $("badge-messages").textContent = page.total.toLocaleString();
     renderMessages();
   }
 
@@ -687,7 +688,8 @@
       tbody.lastElementChild.remove();
     }
     renderEventCount();
-    S.faultsTotal += (d.items || []).length + (d.skipped || 0);
+    // As /stats counts them: outage start and end are events, not injected faults.
+    S.faultsTotal += (d.items || []).filter((e) => e.stage !== "outage").length + (d.skipped || 0);
     $("badge-faults").textContent = S.faultsTotal.toLocaleString();
   }
 
