@@ -36,7 +36,7 @@ pub enum Needs {
 impl Needs {
     fn packages(self) -> &'static [&'static str] {
         match self {
-            Needs::All => &["mail-test-srv", "mailer"],
+            Needs::All => &["mail-test-srv", "mailer-programs"],
             Needs::Server => &["mail-test-srv"],
         }
     }
@@ -184,7 +184,7 @@ mod tests {
     use super::*;
 
     fn args(layout: &Layout) -> String {
-        display_args(&layout.build_args(&["mail-test-srv", "mailer"]))
+        display_args(&layout.build_args(&["mail-test-srv", "mailer-programs"]))
     }
 
     #[test]
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(layout.target_dir, Path::new("/w/target"));
         let args = args(&layout);
         assert!(
-            args.ends_with("--target-dir /w/target -p mail-test-srv -p mailer --bins"),
+            args.ends_with("--target-dir /w/target -p mail-test-srv -p mailer-programs --bins"),
             "{args}"
         );
         assert!(!args.contains("--release") && !args.contains("--profile"));

@@ -38,56 +38,53 @@ impl std::fmt::Display for Step {
 }
 
 /// Everything that can go wrong in this crate.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum Error {
     /// The server refused a recipient with one of the bad-address codes
     /// ([`BAD_ADDRESS_CODES`](crate::BAD_ADDRESS_CODES)). The connection was RSET and stays usable.
-    #[error("bad address {address}: server replied {code} {message}")]
     BadAddress {
         address: String,
         code: u16,
         message: String,
     },
     /// An address we refuse to send to (or from) before talking to any server.
-    #[error("invalid address {address:?}: {reason}")]
-    InvalidAddress { address: String, reason: String },
+    InvalidAddress {
+        address: String,
+        reason: String,
+    },
     /// A non-ASCII address: SMTPUTF8 is not used, so it could not be delivered as written.
-    #[error("address {address:?} is not ASCII; internationalised addresses are not supported")]
-    NonAsciiAddress { address: String },
+    NonAsciiAddress {
+        address: String,
+    },
     /// CR or LF in a header value would let the caller's data add headers (other control
     /// characters are refused alike).
-    #[error(
-        "the {header} contains CR, LF or another control character, which could inject headers"
-    )]
-    HeaderInjection { header: &'static str },
-    #[error("a message needs at least one recipient")]
+    HeaderInjection {
+        header: &'static str,
+    },
     NoRecipients,
-    #[error("invalid mailer configuration: {0}")]
     Config(String),
-    #[error("cannot use root CA {path}: {reason}")]
-    RootCa { path: PathBuf, reason: String },
+    RootCa {
+        path: PathBuf,
+        reason: String,
+    },
     /// A reply the mailer does not retry (after RSET when the connection still works).
-    #[error("{step} refused: {code} {message}")]
     Rejected {
         step: Step,
         code: u16,
         message: String,
     },
     /// A failure that is not a reply: TLS, AUTH mechanism, malformed reply...
-    #[error("{step} failed: {source}")]
     Smtp {
         step: Step,
-        #[source]
         source: lettre::transport::smtp::Error,
     },
     /// The server sent something that is not an SMTP reply (a bare LF, no reply code...);
     /// not retried, since another attempt would meet the same server.
-    #[error("{step} failed: {detail}")]
-    Protocol { step: Step, detail: String },
+    Protocol {
+        step: Step,
+        detail: String,
+    },
     /// The reconnect loop reached its bound (attempts or time) without a working connection.
-    #[error(
-        "gave up after {attempts} reconnect attempts in {elapsed:?} (last failure: {last_cause}: {last})"
-    )]
     GaveUp {
         attempts: u32,
         elapsed: Duration,
@@ -96,10 +93,67 @@ pub enum Error {
     },
     /// A step that does not retry took longer than `step_timeout` (QUIT in `close`);
     /// timeouts while sending lead to a reconnect instead.
-    #[error("{step} timed out after {after:?}")]
-    Timeout { step: Step, after: Duration },
-    #[error("cannot build the message: {0}")]
+    Timeout {
+        step: Step,
+        after: Duration,
+    },
     Message(String),
+}
+
+// Written out rather than derived: the library depends on lettre, tokio, rand and tracing only.
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::BadAddress {
+                address,
+                code,
+                message,
+            } => write!(f, "bad address {address}: server replied {code} {message}"),
+            Error::InvalidAddress { address, reason } => {
+                write!(f, "invalid address {address:?}: {reason}")
+            }
+            Error::NonAsciiAddress { address } => write!(
+                f,
+                "address {address:?} is not ASCII; internationalised addresses are not supported"
+            ),
+            Error::HeaderInjection { header } => write!(
+                f,
+                "the {header} contains CR, LF or another control character, which could inject headers"
+            ),
+            Error::NoRecipients => f.write_str("a message needs at least one recipient"),
+            Error::Config(reason) => write!(f, "invalid mailer configuration: {reason}"),
+            Error::RootCa { path, reason } => {
+                write!(f, "cannot use root CA {}: {reason}", path.display())
+            }
+            Error::Rejected {
+                step,
+                code,
+                message,
+            } => write!(f, "{step} refused: {code} {message}"),
+            Error::Smtp { step, source } => write!(f, "{step} failed: {source}"),
+            Error::Protocol { step, detail } => write!(f, "{step} failed: {detail}"),
+            Error::GaveUp {
+                attempts,
+                elapsed,
+                last_cause,
+                last,
+            } => write!(
+                f,
+                "gave up after {attempts} reconnect attempts in {elapsed:?} (last failure: {last_cause}: {last})"
+            ),
+            Error::Timeout { step, after } => write!(f, "{step} timed out after {after:?}"),
+            Error::Message(reason) => write!(f, "cannot build the message: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Smtp { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl Error {

@@ -112,7 +112,7 @@
 //!          Timeout, Refused, Temporary, Other}; BAD_ADDRESS_CODES
 //! retry_backoff(i, base, max, 2) -> Duration; backoff_before_jitter(..); Sleeper, TokioSleeper
 //! parse_from(&str) -> Mailbox; parse_recipient(&str) -> Address; new_message_id(domain)
-//! Clock (SystemClock, FixedClock), clock_from_env(), parse_fakeclock() -> ClockError
+//! Clock (SystemClock, FixedClock)
 //! ```
 //!
 //! Per message: two round trips when the server offers PIPELINING (MAIL + RCPT + DATA in one
@@ -138,13 +138,13 @@
 //! - `disposition`: the pure retry decision over an SMTP error; the bad-address codes.
 //! - `backoff`: `retry_backoff(i, base, max, 2)` with ±20% jitter; the [`Sleeper`].
 //! - `message`: building the RFC 5322 message (headers, quoted-printable body).
-//! - `clock`: [`Clock`]: the real clock or `FAKECLOCK`.
+//! - `clock`: [`Clock`]: the real clock or a fixed instant.
 //! - `counters`: attempts by result and cause, retries by cause, reconnects, sleeps.
 //! - `error`: [`Error`] and [`Step`].
-//! - `cli`, `db`: flags, set-up and the certificate store of the two binaries.
-
-pub mod cli;
-pub mod db;
+//!
+//! Dependencies: lettre, tokio, rand and tracing only. The programs expiration-mailer and
+//! notify-mailer, with their flags, templates, `FAKECLOCK` and certificate store, are the
+//! `mailer-programs` package in `mailer/programs/`.
 
 mod backoff;
 mod clock;
@@ -163,7 +163,7 @@ mod transaction;
 mod transport;
 
 pub use backoff::{JITTER, Sleeper, TokioSleeper, backoff_before_jitter, retry_backoff};
-pub use clock::{Clock, ClockError, FixedClock, SystemClock, clock_from_env, parse_fakeclock};
+pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{Config, TlsMode};
 pub use counters::CountersSnapshot;
 pub use disposition::{BAD_ADDRESS_CODES, Cause, Disposition, cause, disposition};

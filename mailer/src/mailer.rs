@@ -8,8 +8,6 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use tracing::{debug, info, warn};
 
 use crate::backoff::{Sleeper, TokioSleeper};
@@ -450,14 +448,14 @@ fn tls_parameters(config: &Config) -> Result<TlsParameters, Error> {
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| root_ca_error(e.to_string()))?;
-        let count = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| root_ca_error(format!("not PEM: {e}")))?
-            .len();
-        if count == 0 {
+        // lettre reads every CERTIFICATE block (and refuses malformed PEM) but accepts a file
+        // with none, which would leave TLS failing later for no visible reason.
+        const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        if !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
             return Err(root_ca_error("no CERTIFICATE block in the file".to_owned()));
         }
-        let certificate = Certificate::from_pem(&pem).map_err(|e| root_ca_error(e.to_string()))?;
+        let certificate =
+            Certificate::from_pem(&pem).map_err(|e| root_ca_error(format!("not PEM: {e}")))?;
         builder = builder.add_root_certificate(certificate);
     }
     builder

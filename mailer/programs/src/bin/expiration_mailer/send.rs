@@ -2,7 +2,7 @@
 //! right after the server accepted it (its own transaction), so that a crash between
 //! sending and recording repeats at most that one reminder and never skips one.
 //!
-//! Each reminder is claimed in the store before it is sent (see `mailer::db` claims), so a
+//! Each reminder is claimed in the store before it is sent (see `mailer_programs::db` claims), so a
 //! second run working at the same time skips it instead of sending it again.
 //!
 //! What a refusal means for the books: a permanent bad address (5xx, or an address refused
@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use mailer::cli::{Fatal, day_of, unix_seconds};
-use mailer::db::Store;
 use mailer::{Clock, Mailer};
+use mailer_programs::cli::{Fatal, day_of, unix_seconds};
+use mailer_programs::db::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::limit::Limiter;

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use mailer::db::{Store, StoreError};
+use mailer_programs::db::{Store, StoreError};
 
 #[derive(Debug)]
 pub struct Limiter {

@@ -2,7 +2,7 @@
 //! listing their sleeps: `key=value` words, so scripts and the harness read them like the rest
 //! of the summary (`failed=`, `sent=`), and the schedule can be checked from outside.
 
-use crate::{Cause, CountersSnapshot};
+use mailer::{Cause, CountersSnapshot};
 
 /// ` reconnect_attempts=3 refused_connects=2 connect_timeouts=0 resends=1 retries_4xx=4`:
 /// connections tried again after a failure, those refused (nobody listening) and timed out
@@ -21,7 +21,7 @@ pub fn smtp_words(counters: &CountersSnapshot) -> String {
 }
 
 /// `PROGRAM: backoff: r1=98/99ms r2=205/207ms t1=...` when the mailer slept at all (see
-/// [`BackoffSleep`](crate::BackoffSleep)'s display), else `None`.
+/// [`BackoffSleep`](mailer::BackoffSleep)'s display), else `None`.
 pub fn backoff_line(program: &str, counters: &CountersSnapshot) -> Option<String> {
     let sleeps = counters.sleeps_line();
     (!sleeps.is_empty()).then(|| format!("{program}: backoff: {sleeps}"))

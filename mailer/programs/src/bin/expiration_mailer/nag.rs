@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use mailer::cli::{Fatal, unix_seconds};
-use mailer::db::{ExpiringCertificate, Store, StoreError};
+use mailer_programs::cli::{Fatal, unix_seconds};
+use mailer_programs::db::{ExpiringCertificate, Store, StoreError};
 
 use crate::certs::names_from_der;
 use crate::templates::{MAX_LISTED_DOMAINS, ReminderData};

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use mailer::cli::{Fatal, MailTemplates, TemplateArgs};
+use mailer_programs::cli::{Fatal, MailTemplates, TemplateArgs};
 use minijinja::Value;
 use minijinja::value::Serde;
 

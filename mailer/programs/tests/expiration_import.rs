@@ -25,7 +25,7 @@ fn import(scratch: &Scratch, db: &str, contact: &str) -> Command {
 
 fn count_certificates(db: &str) -> i64 {
     block_on(async {
-        let store = mailer::db::Store::open(db).await.unwrap();
+        let store = mailer_programs::db::Store::open(db).await.unwrap();
         let n = store.certificate_count().await.unwrap();
         store.close().await;
         n

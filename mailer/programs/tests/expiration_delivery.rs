@@ -316,7 +316,7 @@ fn unreachable_server_exits_1() {
         "{stderr}"
     );
     block_on(async {
-        let store = mailer::db::Store::open(&db).await.unwrap();
+        let store = mailer_programs::db::Store::open(&db).await.unwrap();
         assert_eq!(store.last_reminder("46").await.unwrap(), None);
         store.close().await;
     });

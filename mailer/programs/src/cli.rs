@@ -1,5 +1,5 @@
 //! Flags and set-up shared by expiration-mailer and notify-mailer: the SMTP flags and their
-//! translation into a [`crate::Config`], the clock, logging, template helpers, and how a
+//! translation into a [`mailer::Config`], the clock, logging, template helpers, and how a
 //! failure becomes one line on stderr and an exit code.
 //!
 //! Exit codes: 0 the run completed; 1 the store or the mail server could not be used
@@ -227,7 +227,7 @@ pub struct SmtpArgs {
 impl SmtpArgs {
     /// The mailer's configuration from these flags. Reads the password file and checks the
     /// root CA file now, so a bad path is a usage error before the run starts.
-    pub fn mailer_config(&self, dry_run: bool) -> Result<crate::Config, Fatal> {
+    pub fn mailer_config(&self, dry_run: bool) -> Result<mailer::Config, Fatal> {
         let credentials = match (&self.smtp_user, &self.smtp_password_file) {
             (Some(user), Some(file)) => Some((user.clone(), read_password_file(file)?)),
             (None, None) => None,
@@ -249,13 +249,13 @@ impl SmtpArgs {
             Some(from) if !from.is_empty() => from.to_owned(),
             _ => return Err(Fatal::usage(anyhow::anyhow!("--from is required"))),
         };
-        Ok(crate::Config {
+        Ok(mailer::Config {
             server: self.smtp_server.clone(),
             port: self.smtp_port,
             tls: match self.smtp_tls {
-                TlsArg::None => crate::TlsMode::None,
-                TlsArg::Starttls => crate::TlsMode::StartTls,
-                TlsArg::Implicit => crate::TlsMode::Implicit,
+                TlsArg::None => mailer::TlsMode::None,
+                TlsArg::Starttls => mailer::TlsMode::StartTls,
+                TlsArg::Implicit => mailer::TlsMode::Implicit,
             },
             root_ca: self.smtp_root_ca.clone(),
             credentials,
@@ -266,14 +266,14 @@ impl SmtpArgs {
             reconnect_deadline: self.reconnect_deadline,
             step_timeout: self.smtp_timeout,
             dry_run,
-            ..crate::Config::default()
+            ..mailer::Config::default()
         })
     }
 }
 
 /// The clock of this run: `FAKECLOCK` when set (a bad value is a usage error), else the system's.
-pub fn clock() -> Result<std::sync::Arc<dyn crate::Clock>, Fatal> {
-    crate::clock_from_env().map_err(Fatal::usage)
+pub fn clock() -> Result<std::sync::Arc<dyn mailer::Clock>, Fatal> {
+    crate::fakeclock::clock_from_env().map_err(Fatal::usage)
 }
 
 /// Reads a password file: the whole file minus its trailing line end.

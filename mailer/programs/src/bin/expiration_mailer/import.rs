@@ -1,7 +1,7 @@
 //! `expiration-mailer import`: registers certificates from PEM files for one contact.
 
-use mailer::cli::Fatal;
-use mailer::db::{Imported, Store};
+use mailer_programs::cli::Fatal;
+use mailer_programs::db::{Imported, Store};
 
 use crate::args::ImportArgs;
 use crate::certs::read_pem_file;

@@ -134,7 +134,7 @@ fn revoked_certificates_are_ignored() {
     let db = scratch.db_url();
     scratch.import_until(&db, "mailto:rev@example.com", "rev.example.com", EXPIRY, 60);
     block_on(async {
-        let store = mailer::db::Store::open(&db).await.unwrap();
+        let store = mailer_programs::db::Store::open(&db).await.unwrap();
         assert!(store.revoke("3c").await.unwrap());
         store.close().await;
     });

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use mailer::cli::{Fatal, MailTemplates, TemplateArgs};
+use mailer_programs::cli::{Fatal, MailTemplates, TemplateArgs};
 use minijinja::Value;
 use minijinja::value::Serde;
 use serde::Serialize;
@@ -138,7 +138,7 @@ mod tests {
             &TemplateArgs::default(),
         )
         .unwrap_err();
-        assert_eq!(err.code(), mailer::cli::EXIT_USAGE);
+        assert_eq!(err.code(), mailer_programs::cli::EXIT_USAGE);
         assert!(
             err.error().to_string().contains("--subject"),
             "{:#}",
@@ -156,7 +156,7 @@ mod tests {
             &TemplateArgs::default(),
         )
         .unwrap_err();
-        assert_eq!(err.code(), mailer::cli::EXIT_USAGE);
+        assert_eq!(err.code(), mailer_programs::cli::EXIT_USAGE);
         let text = format!("{:#}", err.error());
         assert!(text.contains("--subject"), "{text}");
     }

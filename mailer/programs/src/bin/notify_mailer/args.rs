@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailer::cli::{SmtpArgs, TemplateArgs, parse_duration};
+use mailer_programs::cli::{SmtpArgs, TemplateArgs, parse_duration};
 
 /// Sends one templated message to each address of a list.
 ///

@@ -20,9 +20,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use mailer::cli::{self, Fatal, day_of};
-use mailer::db::Store;
 use mailer::{Clock, Mailer};
+use mailer_programs::cli::{self, Fatal, day_of};
+use mailer_programs::db::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Args, Command, RunArgs};

@@ -6,7 +6,7 @@ mod common;
 
 use common::databases::{databases, runtime};
 use common::{DAY, EXPIRY, Scratch, TestServer, certificate, fakeclock, run_at, summary_field};
-use mailer::db::{Imported, NewCertificate, Store, fqdn_set_hash};
+use mailer_programs::db::{Imported, NewCertificate, Store, fqdn_set_hash};
 
 fn cert(serial: &str, names: &[&str], issued: i64, expires: i64) -> NewCertificate {
     NewCertificate {

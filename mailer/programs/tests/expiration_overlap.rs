@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use common::databases::{databases, runtime};
 use common::{DAY, EXPIRY, Scratch, TestServer, fakeclock, now_seconds, run_at, summary_field};
-use mailer::db::{NewCertificate, Store};
+use mailer_programs::db::{NewCertificate, Store};
 
 const NAG: i64 = 10 * DAY as i64;
 

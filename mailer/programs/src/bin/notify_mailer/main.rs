@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use mailer::Mailer;
-use mailer::cli::{self, Fatal};
-use mailer::db::Store;
+use mailer_programs::cli::{self, Fatal};
+use mailer_programs::db::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::Args;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mailer::Mailer;
-use mailer::cli::Fatal;
+use mailer_programs::cli::Fatal;
 use tokio_util::sync::CancellationToken;
 
 use crate::recipients::Recipient;
