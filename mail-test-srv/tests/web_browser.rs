@@ -85,6 +85,27 @@ fn fetch(server: &ServerHandle, path: &str) -> (u16, Vec<u8>, Option<String>) {
     (r.status().as_u16(), body, csp)
 }
 
+/// A state-changing call from another client (as curl would make it): the status.
+fn call(server: &ServerHandle, method: &str, path: &str, json_body: Option<&str>) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    let url = format!("http://{}{path}", server.http_addr());
+    let r = match (method, json_body) {
+        ("PUT", Some(body)) => agent
+            .put(&url)
+            .header("content-type", "application/json")
+            .send(body),
+        ("DELETE", None) => agent.delete(&url).call(),
+        _ => panic!("unsupported {method}"),
+    };
+    r.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        .status()
+        .as_u16()
+}
+
 fn rows(b: &Browser, tbody: &str) -> u64 {
     ok(
         "count rows",
@@ -386,6 +407,32 @@ fn the_page_in_chromium() {
     // The rest of the switchboard: edit in place (a switched-off rule stays off), a preset,
     // delete, an outage started and ended.
     ok("faults tab", b.click("#tab-faults"));
+    // A rule put by another client shows up without a reload (the stream's `rules` event).
+    assert_eq!(
+        call(
+            &server,
+            "PUT",
+            "/api/v1/faults/from-api",
+            Some("\"data-end:accept-close:first=1\"")
+        ),
+        201
+    );
+    ok(
+        "rule from the API",
+        b.wait_for("the rule put elsewhere", "document.querySelector('#rules-rows tr[data-rule=\"from-api\"] .rule-text')?.textContent === 'data-end:accept-close:first=1'", WAIT),
+    );
+    assert_eq!(
+        call(&server, "DELETE", "/api/v1/faults/from-api", None),
+        204
+    );
+    ok(
+        "rule gone",
+        b.wait_for(
+            "the rule deleted elsewhere gone",
+            "!document.querySelector('#rules-rows tr[data-rule=\"from-api\"]')",
+            WAIT,
+        ),
+    );
     ok(
         "edit",
         b.click("#rules-rows tr[data-rule=\"drop-all\"] .rule-edit"),
@@ -511,6 +558,16 @@ fn the_page_in_chromium() {
             WAIT,
         ),
     );
+    // Deleted by another client: the list notices from the stats ticks.
+    assert_eq!(call(&server, "DELETE", "/api/v1/messages/3", None), 204);
+    ok(
+        "deleted elsewhere",
+        b.wait_for(
+            "two rows",
+            "document.querySelectorAll('#msg-rows tr').length === 2",
+            WAIT,
+        ),
+    );
     for i in 0..120 {
         server
             .state()
@@ -549,7 +606,7 @@ fn the_page_in_chromium() {
     ok("older", b.click("#msg-next"));
     ok(
         "last page",
-        b.wait_for("page 3 with the first messages", "document.querySelectorAll('#msg-rows tr').length === 23 && document.querySelector('#msg-rows tr:last-child .subject').textContent === 'Quarterly report'", WAIT),
+        b.wait_for("page 3 with the first messages", "document.querySelectorAll('#msg-rows tr').length === 22 && document.querySelector('#msg-rows tr:last-child .subject').textContent === 'Quarterly report'", WAIT),
     );
     ok("open the oldest", b.click("#msg-rows tr:last-child"));
     ok(
@@ -563,9 +620,9 @@ fn the_page_in_chromium() {
     ok("delete one", b.click("#msg-delete"));
     ok(
         "deleted",
-        b.wait_for("one row fewer", "document.querySelectorAll('#msg-rows tr').length === 22 && document.getElementById('msg-detail').hidden", WAIT),
+        b.wait_for("one row fewer", "document.querySelectorAll('#msg-rows tr').length === 21 && document.getElementById('msg-detail').hidden", WAIT),
     );
-    assert_eq!(server.state().store().len(), 122);
+    assert_eq!(server.state().store().len(), 121);
     assert!(
         server.state().store().get(1).is_none(),
         "message 1 still stored"

@@ -70,6 +70,8 @@
     sess: { before: null, stack: [], next: null, faultsOnly: false, rows: [], openId: null, loaded: false, timer: 0 },
     events: [],
     rules: [],
+    /** The rule being edited in place, if any. */
+    editing: null,
     seedText: "",
     series: [],
     stats: null,
@@ -550,7 +552,10 @@
     renderOutage(await api("GET", "/api/v1/outage"));
   }
 
+  /** The switchboard; while a rule is being edited it waits (a live refresh would throw the edit away)
+   *  and renders when the edit is saved or cancelled. */
   function renderRules() {
+    if (S.editing) return;
     $("rules-rows").replaceChildren(...S.rules.map(ruleRow));
     $("rules-empty").hidden = S.rules.length > 0;
   }
@@ -577,20 +582,26 @@
     const del = el("button", { type: "button", class: "rule-delete danger" }, "delete");
     edit.addEventListener("click", () => {
       const input = el("input", { value: text, class: "rule-edit-text", ariaLabel: "rule" });
+      S.editing = name;
+      const done = () => {
+        S.editing = null;
+        renderRules();
+      };
       const save = act(async () => {
         await change("PUT", `/api/v1/faults/${encodeURIComponent(name)}`, input.value.trim());
         // A rule put as text is on; keep a switched-off rule off.
         if (!enabled) await change("PATCH", `/api/v1/faults/${encodeURIComponent(name)}`, { enabled: false });
+        S.editing = null;
         await loadFaults();
       });
       input.addEventListener("keydown", (e) => {
         if (e.key === "Enter") save();
-        if (e.key === "Escape") renderRules();
+        if (e.key === "Escape") done();
       });
       textCell.replaceChildren(
         input,
         el("button", { type: "button", class: "rule-save", onclick: save }, "save"),
-        el("button", { type: "button", onclick: renderRules }, "cancel"),
+        el("button", { type: "button", class: "rule-cancel", onclick: done }, "cancel"),
       );
       input.focus();
     });

@@ -244,11 +244,17 @@ impl Browser {
             .ok_or_else(|| format!("no element reference for {css}: {v}"))
     }
 
-    /// Clicks the element matching `css`, as a user would (it must be visible).
+    /// Clicks the element matching `css`, as a user would (it must be visible). A live page
+    /// may re-render between the look-up and the click: then the look-up is made again.
     pub fn click(&self, css: &str) -> Result<(), String> {
-        let e = self.find(css)?;
-        self.cmd("POST", &format!("/element/{}/click", e.0), None)
-            .map(drop)
+        let mut tries = 0;
+        loop {
+            let e = self.find(css)?;
+            match self.cmd("POST", &format!("/element/{}/click", e.0), None) {
+                Err(err) if err.contains("stale element") && tries < 5 => tries += 1,
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// Types `text` into the element matching `css`, after clearing it.
