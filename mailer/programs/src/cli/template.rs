@@ -11,7 +11,7 @@ use std::io;
 use anyhow::anyhow;
 use minijinja::{Environment, ErrorKind, Value};
 
-use super::parse_size;
+use super::flags::parse_size;
 
 /// Default fuel per render: about 10 million instructions, well under a second of work,
 /// and far more than a mail template needs (a 64 MiB literal body costs about 1 million).
