@@ -163,6 +163,13 @@ fn the_page_in_chromium() {
         json!("mail-test-srv")
     );
     assert_eq!(rows(&b, "msg-rows"), 0);
+    // The console check at the end sees what the page logs: a probe shows up, then is taken.
+    ok("probe", b.eval("console.error('console probe') ?? true"));
+    let probe = ok("console", b.console_errors());
+    assert!(
+        probe.iter().any(|m| m.contains("console probe")),
+        "the console log is not readable: {probe:?}"
+    );
     // A marker that a reload would lose.
     ok("marker", b.eval("(window.__sameDocument = 42)"));
 
@@ -655,6 +662,9 @@ fn the_page_in_chromium() {
     no_error(&b);
     shot(&b, "6-reset");
     println!("screenshots in {}", shots.display());
+    // No script error, no request the CSP blocked, no failed request, all along.
+    let errors = ok("console", b.console_errors());
+    assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
 
     drop(b);
     rt.block_on(server.shutdown());

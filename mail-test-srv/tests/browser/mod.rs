@@ -104,6 +104,8 @@ impl Browser {
                 "capabilities": {"alwaysMatch": {
                     "browserName": "chrome",
                     "pageLoadStrategy": "normal",
+                    // The console, for `console_errors` (chromedriver's own extension).
+                    "goog:loggingPrefs": {"browser": "ALL"},
                     "goog:chromeOptions": {"binary": CHROMIUM, "args": ARGS},
                 }}
             })),
@@ -278,6 +280,21 @@ impl Browser {
         let path = self.shots.join(format!("{name}.png"));
         std::fs::write(&path, png).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
+    }
+
+    /// The page's console entries of level SEVERE since the last call: uncaught exceptions,
+    /// Content-Security-Policy violations, failed requests (chromedriver's `/se/log`).
+    pub fn console_errors(&self) -> Result<Vec<String>, String> {
+        let v = self.cmd("POST", "/se/log", Some(json!({"type": "browser"})))?;
+        Ok(v.as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Resizes the window (CSS pixels).
