@@ -74,6 +74,10 @@ pub struct Filter {
     pub subject: Option<String>,
 }
 
+/// Messages a search looks at per hold of the read lock (`Store::list`): about a
+/// millisecond's work.
+const SCAN_CHUNK: usize = 4096;
+
 /// A page of the JSON list (`GET /api/v1/messages`).
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -202,7 +206,14 @@ impl Store {
 
     /// A page of the messages `query` asks for, and how many match in all.
     pub fn list(&self, query: &ListQuery) -> (Vec<Arc<StoredMessage>>, usize) {
-        self.read().list(query)
+        let mut scan = match self.read().list(query) {
+            Ok(found) => return found,
+            Err(scan) => scan,
+        };
+        // A search reads every message: a few thousand at a time, so SMTP inserts (which
+        // need the write lock) never wait for more than one piece.
+        while !self.read().scan(&mut scan, SCAN_CHUNK) {}
+        scan.finish()
     }
 
     /// Deletes message `id`, its records and its bytes; `false` when it is not stored.

@@ -71,7 +71,10 @@ impl Mailbox {
     /// Without filters O(offset + limit); with `q=` or `subject=` one pass over the
     /// mailbox (no allocation per message); with an address filter one pass over that
     /// address's records.
-    pub(super) fn list(&self, query: &ListQuery) -> (Vec<Arc<StoredMessage>>, usize) {
+    pub(super) fn list(
+        &self,
+        query: &ListQuery,
+    ) -> Result<(Vec<Arc<StoredMessage>>, usize), Box<Scan>> {
         let subject = query.filter.subject.as_deref().map(Needle::new);
         let q = query.q.as_deref().map(Needle::new);
         let keep = |m: &&Arc<StoredMessage>| {
@@ -97,13 +100,20 @@ impl Mailbox {
                         .cloned()
                         .collect()
                 };
-                return (page, total);
+                return Ok((page, total));
             }
-            return if query.newest_first {
-                page_of(self.messages.iter().rev().filter(keep), offset, limit)
-            } else {
-                page_of(self.messages.iter().filter(keep), offset, limit)
-            };
+            // One pass over the whole mailbox: done in pieces by the caller (`Scan`).
+            return Err(Box::new(Scan {
+                subject,
+                q,
+                newest_first: query.newest_first,
+                offset,
+                limit,
+                total: 0,
+                page: Vec::new(),
+                after: 0,
+                before: self.next_id,
+            }));
         }
         let mut last_id = 0;
         let matching: Vec<&Arc<StoredMessage>> = self
@@ -113,10 +123,33 @@ impl Mailbox {
             .filter(|m| std::mem::replace(&mut last_id, m.id) != m.id)
             .filter(keep)
             .collect();
-        if query.newest_first {
+        Ok(if query.newest_first {
             page_of(matching.into_iter().rev(), offset, limit)
         } else {
             page_of(matching.into_iter(), offset, limit)
+        })
+    }
+
+    /// Goes on with `scan` over at most `chunk` messages; true when it has seen them all.
+    pub(super) fn scan(&self, scan: &mut Scan, chunk: usize) -> bool {
+        let from = self.messages.partition_point(|m| m.id <= scan.after);
+        let to = self.messages.partition_point(|m| m.id < scan.before);
+        if from >= to {
+            return true;
+        }
+        if scan.newest_first {
+            let start = to.saturating_sub(chunk).max(from);
+            self.messages
+                .range(start..to)
+                .rev()
+                .for_each(|m| scan.visit(m));
+            scan.before = self.messages[start].id;
+            start == from
+        } else {
+            let end = from.saturating_add(chunk).min(to);
+            self.messages.range(from..end).for_each(|m| scan.visit(m));
+            scan.after = self.messages[end - 1].id;
+            end == to
         }
     }
 
@@ -352,6 +385,39 @@ fn text_matches(needle: Option<&Needle>, m: &StoredMessage) -> bool {
             || m.recipients.iter().any(|r| n.found_in(r))
             || m.subject.as_deref().is_some_and(|s| n.found_in(s))
     })
+}
+
+/// A `q=` or `subject=` list over the whole mailbox, done a chunk at a time so that the
+/// store's lock is let go in between: an insert waits for one chunk, not for the whole scan.
+/// It covers the messages with ids in `after < id < before` as of its start; the bounds
+/// narrow as it goes, so messages stored meanwhile are left out and evicted ones skipped.
+#[derive(Debug)]
+pub(super) struct Scan {
+    subject: Option<Needle>,
+    q: Option<Needle>,
+    newest_first: bool,
+    offset: usize,
+    limit: usize,
+    total: usize,
+    page: Vec<Arc<StoredMessage>>,
+    after: u64,
+    before: u64,
+}
+
+impl Scan {
+    fn visit(&mut self, m: &Arc<StoredMessage>) {
+        if subject_matches(self.subject.as_ref(), m) && text_matches(self.q.as_ref(), m) {
+            if self.total >= self.offset && self.page.len() < self.limit {
+                self.page.push(Arc::clone(m));
+            }
+            self.total += 1;
+        }
+    }
+
+    /// The page and the number of matches.
+    pub(super) fn finish(self) -> (Vec<Arc<StoredMessage>>, usize) {
+        (self.page, self.total)
+    }
 }
 
 /// One page of `matching` (already in the order asked for) and how many there are in all.

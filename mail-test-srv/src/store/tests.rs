@@ -314,3 +314,27 @@ fn arrivals_hand_over_the_newest() {
     s.clear();
     assert_eq!(s.position(), (5, 1));
 }
+
+#[test]
+fn a_search_longer_than_one_chunk_pages_like_a_short_one() {
+    let s = Store::new(100_000, usize::MAX);
+    for i in 1..=10_000u64 {
+        let subject = if i % 3 == 0 { "Match" } else { "other" };
+        s.insert(msg("a@x", &["b@x"], &format!("{subject} {i}")));
+    }
+    let q = |newest_first, offset| super::ListQuery {
+        q: Some("match".into()),
+        newest_first,
+        offset,
+        limit: 3,
+        ..Default::default()
+    };
+    assert_eq!(page(&s, q(true, 0)), (vec![9999, 9996, 9993], 3333));
+    // Across the boundary of the first chunk from the newest end.
+    assert_eq!(page(&s, q(true, 1364)), (vec![5907, 5904, 5901], 3333));
+    assert_eq!(page(&s, q(false, 0)), (vec![3, 6, 9], 3333));
+    assert_eq!(page(&s, q(false, 3332)), (vec![9999], 3333));
+    // Evicted and deleted messages are simply not there.
+    assert!(s.remove(9999));
+    assert_eq!(page(&s, q(true, 0)), (vec![9996, 9993, 9990], 3332));
+}
