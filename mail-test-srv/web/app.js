@@ -16,6 +16,8 @@
   const PAGE = 50;
   /** Fault events kept in the timeline. */
   const EVENTS_KEPT = 200;
+  /** Characters of a text part or raw source shown at most; the .eml download has all. */
+  const SHOW_CHARS = 1_000_000;
   /** Seconds of history in the chart. */
   const CHART_SECONDS = 300;
   /** Rule names the server accepts. */
@@ -161,6 +163,12 @@
     if (n < 1024) return `${n} B`;
     if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
     return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  /** At most SHOW_CHARS of `text`, saying what was left out: a 20 MB message must not hang the tab. */
+  function clipped(text) {
+    if (text.length <= SHOW_CHARS) return text;
+    return `${text.slice(0, SHOW_CHARS)}\n\n… ${(text.length - SHOW_CHARS).toLocaleString()} more characters: download the .eml for all of it.`;
   }
 
   const plural = (n, one, many = one + "s") => `${n.toLocaleString()} ${n === 1 ? one : many}`;
@@ -387,7 +395,7 @@
       box.replaceChildren(frame);
     } else if (part === "text") {
       const text = m.parts ? m.parts.text : m.text;
-      box.replaceChildren(el("pre", { id: "msg-text", class: "body" }, text ?? "(no text part)"));
+      box.replaceChildren(el("pre", { id: "msg-text", class: "body" }, text == null ? "(no text part)" : clipped(text)));
     } else if (part === "headers") {
       box.replaceChildren(
         el(
@@ -402,7 +410,7 @@
       const id = m.id;
       act(async () => {
         const raw = await api("GET", `/api/v1/messages/${id}/raw`, undefined, { text: true });
-        if (S.msg.detail && S.msg.detail.id === id) pre.textContent = raw;
+        if (S.msg.detail && S.msg.detail.id === id) pre.textContent = clipped(raw);
       })();
     }
   }
