@@ -169,7 +169,7 @@ pub use counters::CountersSnapshot;
 pub use disposition::{BAD_ADDRESS_CODES, Cause, Disposition, cause, disposition};
 pub use error::{Error, Step};
 pub use mailer::{Connection, Mailer, Sent};
-pub use message::{new_message_id, parse_from, parse_recipient};
+pub use message::{new_message_id, parse_from, parse_recipient, text_message};
 pub use sleeps::{BackoffKind, BackoffSleep};
 pub use transport::{
     DEFAULT_POOL_SIZE, ReconnectingTransport, ReconnectingTransportBuilder, SMTP_PORT,

@@ -173,6 +173,13 @@ impl Mailer {
         }
     }
 
+    /// A [`ReconnectingTransport`](crate::ReconnectingTransport) over this mailer's
+    /// settings (TLS, root CA, credentials, bounds, dry run) with a pool of `pool_size`
+    /// sessions (at least 1); it shares this mailer's counters.
+    pub fn transport(&self, pool_size: usize) -> crate::ReconnectingTransport {
+        crate::ReconnectingTransport::from_mailer(self.clone(), pool_size.max(1))
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -235,6 +242,18 @@ impl Connection {
     /// ever held here (see `send_outgoing`).
     pub(crate) fn take_session(&mut self) -> Option<Session> {
         self.smtp.take()
+    }
+
+    /// Opens a session (with the bounded reconnect loop) unless one is open or in dry-run
+    /// mode: what [`Mailer::connect`] does, for a pooled connection.
+    pub(crate) async fn open_if_needed(&mut self) -> Result<(), Error> {
+        if self.smtp.is_none() && !self.mailer.inner.config.dry_run {
+            let mut outage = None;
+            let opened = self.mailer.open(&mut outage).await;
+            self.gave_up = matches!(opened, Err(Error::GaveUp { .. }));
+            self.smtp = Some(opened?);
+        }
+        Ok(())
     }
 
     /// Whether the last send gave up reconnecting (see the field).
@@ -308,6 +327,19 @@ impl Connection {
         message_id: String,
     ) -> Result<Sent, Error> {
         let inner = Arc::clone(&self.mailer.inner);
+        if inner.config.dry_run {
+            inner.counters.dry_run();
+            let to: Vec<&str> = outgoing.to.iter().map(|(raw, _)| raw.as_str()).collect();
+            let content = match &outgoing.content {
+                message::Content::Text(text) => text.clone(),
+                message::Content::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            };
+            info!(to = %to.join(", "), message_id, "dry run: not sending\n{content}");
+            return Ok(Sent {
+                message_id,
+                attempts: 0,
+            });
+        }
         let timeout = inner.config.step_timeout;
         let mut outage: Option<Outage> = None;
         let mut attempts = 0;

@@ -100,16 +100,37 @@ fn check_header(header: &'static str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The library's plain-text message as a lettre [`Message`], for any lettre transport (the
+/// programs send it through a [`ReconnectingTransport`](crate::ReconnectingTransport)):
+/// `From` the sender, `To` every recipient, the subject, `Date` from `date` (lettre's
+/// builder would stamp the real clock, wrong under `FAKECLOCK`), a fresh Message-ID in the
+/// sender's domain, and the body as quoted-printable UTF-8 with CRLF line ends.
+///
+/// The inputs are checked as [`Connection::send_mail`](crate::Connection::send_mail)
+/// checks them: [`Error::NoRecipients`], [`Error::InvalidAddress`],
+/// [`Error::NonAsciiAddress`], [`Error::HeaderInjection`] for CR, LF or another control
+/// character in the subject.
+pub fn text_message(
+    from: &Mailbox,
+    to: &[String],
+    subject: &str,
+    body: &str,
+    date: SystemTime,
+) -> Result<Message, Error> {
+    let message_id = new_message_id(from.email.domain());
+    Ok(checked_message(from, to, subject, body, date, message_id)?.0)
+}
+
 /// Builds the message. Every caller input is checked first, so nothing malformed reaches
 /// lettre's builder (whose `body` panics on an impossible encoding, which QP never is).
-pub(crate) fn build(
+fn checked_message(
     from: &Mailbox,
     to: &[String],
     subject: &str,
     body: &str,
     date: SystemTime,
     message_id: String,
-) -> Result<Outgoing, Error> {
+) -> Result<(Message, Vec<(String, Address)>), Error> {
     if to.is_empty() {
         return Err(Error::NoRecipients);
     }
@@ -140,6 +161,19 @@ pub(crate) fn build(
     let message = builder
         .singlepart(part)
         .map_err(|e| Error::Message(e.to_string()))?;
+    Ok((message, to))
+}
+
+/// The message of [`text_message`] with this Message-ID, ready for DATA.
+pub(crate) fn build(
+    from: &Mailbox,
+    to: &[String],
+    subject: &str,
+    body: &str,
+    date: SystemTime,
+    message_id: String,
+) -> Result<Outgoing, Error> {
+    let (message, to) = checked_message(from, to, subject, body, date, message_id)?;
     let formatted = message.formatted();
     // Every copy of a big body counts: drop each as soon as the next one exists.
     drop(message);

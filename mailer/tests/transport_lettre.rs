@@ -309,3 +309,90 @@ async fn bad_settings_are_refused_at_build() {
     }
     assert!(ReconnectingTransport::relay("").is_err());
 }
+
+#[tokio::test]
+async fn a_mailer_turns_into_a_transport_for_text_messages_dated_by_its_clock() {
+    let server = start_server(&[]).await;
+    let sleeper = VirtualSleeper::new();
+    let mailer = mailer(mailer_config(&server), &sleeper);
+    let transport = mailer.transport(2);
+    assert!(transport.test_connection().await.unwrap());
+    assert_eq!(transport.idle_connections(), 1);
+
+    let from = mailer::parse_from(&mailer.config().from).unwrap();
+    let message =
+        mailer::text_message(&from, &to(&["a@example.org"]), "Hi ✓", "Body\n", now()).unwrap();
+    let sent = transport.send(message).await.unwrap();
+    assert_eq!(sent.attempts, 1);
+    assert!(sent.message_id.ends_with("@example.com>"), "{sent:?}");
+    let stored = stored(&server);
+    let raw = String::from_utf8_lossy(&stored[0].data);
+    assert!(
+        raw.contains("Date: Mon, 02 Jan 2006 15:04:05 +0000"),
+        "{raw}"
+    );
+    assert_eq!(
+        stored[0].message_id.as_deref(),
+        Some(bare(&sent.message_id).as_str())
+    );
+    // The session test_connection opened carried it; the mailer's counters are shared.
+    assert_eq!(
+        server
+            .state()
+            .stats()
+            .connections_total
+            .load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(mailer.counters().sent, 1);
+
+    // Bad input is refused before any server sees it, as send_mail refuses it.
+    let err = mailer::text_message(&from, &to(&["a b@example.org"]), "s", "b", now()).unwrap_err();
+    assert!(err.is_permanent_bad_address(), "{err}");
+    let err = mailer::text_message(&from, &to(&["a@example.org"]), "s\r\nBcc: x@y", "b", now())
+        .unwrap_err();
+    assert!(matches!(err, Error::HeaderInjection { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_dry_run_transport_sends_nothing_and_an_unreachable_server_gives_up() {
+    let server = start_server(&[]).await;
+    let sleeper = VirtualSleeper::new();
+    let dry = mailer(
+        mailer::Config {
+            dry_run: true,
+            ..mailer_config(&server)
+        },
+        &sleeper,
+    )
+    .transport(1);
+    assert!(dry.test_connection().await.unwrap());
+    let message = Message::builder()
+        .from("service@example.com".parse().unwrap())
+        .to("user@example.org".parse().unwrap())
+        .subject("dry")
+        .body("x\n".to_owned())
+        .unwrap();
+    let sent = dry.send(message).await.unwrap();
+    assert_eq!(sent.attempts, 0);
+    assert_eq!(dry.counters().dry_run, 1);
+    assert_eq!(
+        server
+            .state()
+            .stats()
+            .connections_total
+            .load(Ordering::Relaxed),
+        0
+    );
+
+    let port = server.smtp_addr().port();
+    server.shutdown().await;
+    let gone = ReconnectingTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .max_reconnects(3)
+        .sleeper(VirtualSleeper::new())
+        .build()
+        .unwrap();
+    let err = gone.test_connection().await.unwrap_err();
+    assert!(matches!(err, Error::GaveUp { attempts: 3, .. }), "{err}");
+}

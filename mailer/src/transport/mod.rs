@@ -135,6 +135,17 @@ impl ReconnectingTransport {
         lease.conn.send_mail(to, subject, body).await
     }
 
+    /// Makes sure a session is open (as lettre's `test_connection`, but without a NOOP): an
+    /// idle one is taken as it is, else one is opened with the bounded reconnect loop and
+    /// left idle in the pool. `Ok(true)` when there is one; the error of the last attempt
+    /// (e.g. [`Error::GaveUp`]) when the server cannot be reached. In dry-run mode (a
+    /// transport from [`Mailer::transport`]) nothing is opened.
+    pub async fn test_connection(&self) -> Result<bool, Error> {
+        let mut lease = self.pool.lease(&self.mailer).await?;
+        lease.conn.open_if_needed().await?;
+        Ok(true)
+    }
+
     /// Counters of every send of this transport (and its clones) so far.
     pub fn counters(&self) -> CountersSnapshot {
         self.mailer.counters()
