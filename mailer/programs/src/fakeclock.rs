@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use mailer::{Clock, FixedClock, SystemClock};
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Why `FAKECLOCK` could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,121 +36,50 @@ pub fn clock_from_env() -> Result<Arc<dyn Clock>, ClockError> {
 /// original's `date`-based scripts write it) or RFC 3339 with `Z` or a numeric offset.
 pub fn parse_fakeclock(s: &str) -> Result<SystemTime, ClockError> {
     let s = s.trim();
-    let fail = |reason: &str| ClockError {
-        value: s.to_owned(),
-        reason: reason.to_owned(),
-    };
     let parsed = if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         parse_rfc3339(s)
     } else {
         parse_unix_date(s)
     };
-    parsed.map(SystemTime::from).map_err(|reason| fail(&reason))
+    parsed.map(SystemTime::from).map_err(|reason| ClockError {
+        value: s.to_owned(),
+        reason,
+    })
 }
 
+/// Go's `UnixDate` without its zone field: the day as `date` writes it (`02`) or as Go's `_2`
+/// pads it (` 2`, one space more, which splitting on whitespace already took).
+const UNIX_DATE: &[BorrowedFormatItem<'_>] = format_description!(
+    "[weekday repr:short] [month repr:short] [day padding:none] [hour]:[minute]:[second] [year]"
+);
+
 fn parse_unix_date(s: &str) -> Result<OffsetDateTime, String> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [weekday, month, day, clock, zone, year] = parts[..] else {
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    let [weekday, month, day, clock, zone, year] = fields[..] else {
         return Err("expected 6 fields: weekday month day hh:mm:ss zone year".to_owned());
     };
-    // Like Go, the weekday is checked for form only: the date decides the instant.
-    const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    if !WEEKDAYS.contains(&weekday) {
-        return Err(format!("unknown weekday {weekday:?}"));
-    }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month_index = MONTHS
-        .iter()
-        .position(|m| *m == month)
-        .ok_or_else(|| format!("unknown month {month:?}"))?;
-    // Abbreviations other than UTC/GMT are ambiguous (CST is three zones), so refuse them.
+    // Abbreviations other than UTC/GMT are ambiguous (CST is three zones), so refuse them;
+    // time's format descriptions have no zone-name component, hence the field is taken out.
     if zone != "UTC" && zone != "GMT" {
         return Err(format!("zone {zone:?} is not UTC or GMT"));
     }
-    let [h, m, sec] = split_numbers::<3>(clock, ':').ok_or("bad hh:mm:ss")?;
-    let date = make_date(number(year)?, month_index as u32 + 1, number(day)?)?;
-    let time = Time::from_hms(byte(h)?, byte(m)?, byte(sec)?).map_err(|e| e.to_string())?;
-    Ok(PrimitiveDateTime::new(date, time).assume_utc())
-}
-
-fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
-    let bad = || "bad RFC 3339 time".to_owned();
-    let (date_part, rest) = s.split_at_checked(10).ok_or_else(bad)?;
-    let [year, month, day] = split_numbers::<3>(date_part, '-').ok_or_else(bad)?;
-    let rest = rest
-        .strip_prefix(['T', 't', ' '])
-        .ok_or("missing 'T' between date and time")?;
-    // The offset starts at the first Z, + or - after the seconds.
-    let zone_at = rest
-        .find(['Z', 'z', '+', '-'])
-        .ok_or("missing offset (Z or +hh:mm)")?;
-    let (clock, zone) = rest.split_at(zone_at);
-    let (hms, fraction) = match clock.split_once('.') {
-        Some((hms, fraction)) => (hms, Some(fraction)),
-        None => (clock, None),
-    };
-    let [h, m, sec] = split_numbers::<3>(hms, ':').ok_or_else(bad)?;
-    let nanos = match fraction {
-        None => 0,
-        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
-            number(f)? * 10u32.pow(9 - f.len() as u32)
-        }
-        Some(_) => return Err("bad fraction of a second".to_owned()),
-    };
-    let offset = if zone.eq_ignore_ascii_case("z") {
-        UtcOffset::UTC
-    } else {
-        let sign: i8 = if zone.starts_with('-') { -1 } else { 1 };
-        let [oh, om] = split_numbers::<2>(&zone[1..], ':').ok_or("bad offset")?;
-        let (oh, om) = (byte(oh)?, byte(om)?);
-        if oh > 25 || om > 59 {
-            return Err("offset out of range".to_owned());
-        }
-        UtcOffset::from_hms(sign * oh as i8, sign * om as i8, 0).map_err(|e| e.to_string())?
-    };
-    let date = make_date(year, month, day)?;
-    let time =
-        Time::from_hms_nano(byte(h)?, byte(m)?, byte(sec)?, nanos).map_err(|e| e.to_string())?;
-    Ok(PrimitiveDateTime::new(date, time).assume_offset(offset))
-}
-
-fn make_date(year: u32, month: u32, day: u32) -> Result<Date, String> {
-    let month = Month::try_from(u8::try_from(month).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let year = i32::try_from(year).map_err(|e| e.to_string())?;
-    Date::from_calendar_date(year, month, u8::try_from(day).map_err(|e| e.to_string())?)
+    // Like Go, the weekday is checked for form only: time builds the date from year, month
+    // and day when it has them, and ignores the weekday.
+    let without_zone = [weekday, month, day, clock, year].join(" ");
+    PrimitiveDateTime::parse(&without_zone, UNIX_DATE)
+        .map(PrimitiveDateTime::assume_utc)
         .map_err(|e| e.to_string())
 }
 
-/// A clock or offset field; `time` then checks its range.
-fn byte(v: u32) -> Result<u8, String> {
-    u8::try_from(v).map_err(|_| format!("{v} is out of range"))
-}
-
-fn number(s: &str) -> Result<u32, String> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 9 {
-        return Err(format!("{s:?} is not a number"));
+fn parse_rfc3339(s: &str) -> Result<OffsetDateTime, String> {
+    // time accepts any byte between date and time (RFC 3339 allows other separators);
+    // FAKECLOCK takes the usual ones only, so a typo is not read as a date.
+    match s.as_bytes().get(10) {
+        Some(b'T' | b't' | b' ') => {}
+        Some(_) => return Err("missing 'T' between date and time".to_owned()),
+        None => return Err("bad RFC 3339 time".to_owned()),
     }
-    s.parse().map_err(|_| format!("{s:?} is not a number"))
-}
-
-/// Exactly `N` numbers of at most 4 digits separated by `sep`.
-fn split_numbers<const N: usize>(s: &str, sep: char) -> Option<[u32; N]> {
-    let mut out = [0u32; N];
-    let mut parts = s.split(sep);
-    for slot in &mut out {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 4 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        *slot = part.parse().ok()?;
-    }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(out)
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -169,6 +101,26 @@ mod tests {
         // Go's `_2` pads the day with a space; split_whitespace takes both.
         let t = parse_fakeclock("Mon Jan  2 15:04:05 GMT 2006").unwrap();
         assert_eq!(secs(t), GO_REFERENCE);
+    }
+
+    #[test]
+    fn the_weekday_is_checked_for_form_only_as_in_go() {
+        let t = parse_fakeclock("Fri Jan 2 15:04:05 UTC 2006").unwrap();
+        assert_eq!(secs(t), GO_REFERENCE);
+        assert!(parse_fakeclock("Xyz Jan 02 15:04:05 UTC 2006").is_err());
+    }
+
+    #[test]
+    fn errors_say_which_part_is_wrong() {
+        let reason = |value| parse_fakeclock(value).unwrap_err().reason;
+        assert_eq!(
+            reason("Mon Jan 02 15:04:05 CST 2006"),
+            "zone \"CST\" is not UTC or GMT"
+        );
+        assert!(reason("Mon Foo 02 15:04:05 UTC 2006").contains("month"));
+        assert!(reason("Mon Feb 30 15:04:05 UTC 2006").contains("day"));
+        assert!(reason("2006-13-02T15:04:05Z").contains("month"));
+        assert!(reason("2006-01-02T15:04:05+99:00").contains("offset hour"));
     }
 
     #[test]
