@@ -258,7 +258,7 @@
     const to = m.recipients.join(", ");
     const tr = el(
       "tr",
-      { class: "msg-row", data: { id: String(m.id) }, title: `#${m.id}` },
+      { class: "msg-row", data: { id: String(m.id) }, title: `#${m.id}`, tabIndex: 0 },
       el("td", { class: "col-time" }, fmtTime(m.received)),
       el("td", { class: "ellipsis" }, m.from || "<>"),
       el("td", { class: "ellipsis" }, to),
@@ -440,7 +440,7 @@
     const faults = el("td", { class: "num" }, s.faults ? `⚡ ${s.faults}` : "0");
     const tr = el(
       "tr",
-      { class: "sess-row", data: { id: String(s.id) } },
+      { class: "sess-row", data: { id: String(s.id) }, tabIndex: 0 },
       el("td", { class: "num" }, String(s.id)),
       el("td", { class: "col-time" }, fmtTime(s.started)),
       el("td", null, s.peer),
@@ -949,6 +949,12 @@
       const tr = e.target.closest("tr[data-id]");
       if (tr) act(openMessage)(Number(tr.dataset.id));
     });
+    // Rows are focusable: Enter opens one, as a click does.
+    for (const id of ["msg-rows", "sess-rows"]) {
+      $(id).addEventListener("keydown", (e) => {
+        if (e.key === "Enter" && e.target.matches("tr[data-id]")) e.target.click();
+      });
+    }
     $("msg-close").addEventListener("click", closeMessage);
     for (const b of document.querySelectorAll(".subtabs [data-part]")) {
       b.addEventListener("click", () => {
