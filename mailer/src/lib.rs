@@ -101,7 +101,13 @@
 //!          .pool_size(N) .from() .clock() .sleeper() .build()? -> ReconnectingTransport
 //! impl lettre::AsyncTransport<Ok = Sent, Error = Error> for ReconnectingTransport
 //!          (send(Message), send_raw(&Envelope, &[u8]), shutdown());
-//!          send_envelope(..), send_mail(to, subject, body), counters(), idle_connections(), close()
+//!          send_message(Message), send_envelope(..), send_mail(to, subject, body),
+//!          test_connection() (a session open in the pool, no NOOP), counters(),
+//!          idle_connections(), close()
+//! Mailer::transport(pool_size) -> ReconnectingTransport  (the mailer's Config, clock, counters)
+//! Mailer::clock() -> Arc<dyn Clock>
+//! text_message(&Mailbox, to, subject, body, date) -> Result<lettre::Message, Error>
+//!          (the checked plain-text message of send_mail, as a lettre Message)
 //! Error::{BadAddress{address, code, message}, InvalidAddress, NonAsciiAddress,
 //!         HeaderInjection, NoRecipients, Config, RootCa, Rejected, Smtp, Protocol,
 //!         GaveUp, Timeout, Message}; Error::is_bad_address(), is_temporary() (4xx),

@@ -180,6 +180,11 @@ impl Mailer {
         crate::ReconnectingTransport::from_mailer(self.clone(), pool_size.max(1))
     }
 
+    /// The clock this mailer dates its messages by (`FAKECLOCK` in the programs' tests).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }

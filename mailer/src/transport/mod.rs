@@ -15,8 +15,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use lettre::AsyncTransport;
 use lettre::address::Envelope;
+use lettre::{AsyncTransport, Message};
 use tracing::debug;
 
 use crate::counters::CountersSnapshot;
@@ -123,6 +123,28 @@ impl ReconnectingTransport {
     pub async fn send_envelope(&self, envelope: &Envelope, email: &[u8]) -> Result<Sent, Error> {
         let (outgoing, message_id) =
             crate::raw::outgoing(envelope, email, &self.mailer.inner.id_domain)?;
+        self.send_outgoing(outgoing, message_id).await
+    }
+
+    /// Sends a lettre message. What [`AsyncTransport::send`] does; callable without the trait
+    /// in scope. Unlike lettre's default `send`, which keeps the message and its formatted
+    /// bytes for the whole send, only the bytes ready for DATA are kept: one copy of a big
+    /// body, not three.
+    pub async fn send_message(&self, message: Message) -> Result<Sent, Error> {
+        let envelope = message.envelope().clone();
+        let formatted = message.formatted();
+        drop(message);
+        let (outgoing, message_id) =
+            crate::raw::outgoing(&envelope, &formatted, &self.mailer.inner.id_domain)?;
+        drop(formatted);
+        self.send_outgoing(outgoing, message_id).await
+    }
+
+    async fn send_outgoing(
+        &self,
+        outgoing: crate::message::Outgoing,
+        message_id: String,
+    ) -> Result<Sent, Error> {
         let mut lease = self.pool.lease(&self.mailer).await?;
         lease.conn.send_outgoing(&outgoing, message_id).await
     }
@@ -174,6 +196,17 @@ impl ReconnectingTransport {
 impl AsyncTransport for ReconnectingTransport {
     type Ok = Sent;
     type Error = Error;
+
+    fn send<'life0, 'async_trait>(
+        &'life0 self,
+        message: Message,
+    ) -> Pin<Box<dyn Future<Output = Result<Sent, Error>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(self.send_message(message))
+    }
 
     fn send_raw<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
