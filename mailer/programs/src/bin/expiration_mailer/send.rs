@@ -5,6 +5,10 @@
 //! Each reminder is claimed in the store before it is sent (see `mailer_programs::db` claims), so a
 //! second run working at the same time skips it instead of sending it again.
 //!
+//! Each reminder is the library's plain-text lettre `Message` (`mailer::text_message`, dated
+//! by the run's clock, so `FAKECLOCK` holds), sent through a `ReconnectingTransport` whose
+//! pool has one session per worker.
+//!
 //! What a refusal means for the books: a permanent bad address (5xx, or an address refused
 //! before sending) is recorded and never retried; a temporary one (4xx, 450 "mailbox busy"
 //! included, although the mailer types it as a bad address) and any other failure leave
@@ -14,7 +18,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use mailer::{Clock, Mailer};
+use mailer::lettre::AsyncTransport;
+use mailer::lettre::message::Mailbox;
+use mailer::{Clock, Mailer, ReconnectingTransport};
 use mailer_programs::cli::{Fatal, day_of, unix_seconds};
 use mailer_programs::db::Store;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +75,8 @@ pub struct Sender {
 
 struct Shared {
     sender: Sender,
+    transport: ReconnectingTransport,
+    from: Mailbox,
     queue: Mutex<VecDeque<Reminder>>,
     tally: Mutex<Tally>,
 }
@@ -92,7 +100,10 @@ pub async fn send_all(
         return Ok(Tally::default());
     }
     let workers = (parallel as usize).clamp(1, reminders.len());
+    let from = mailer::parse_from(&sender.mailer.config().from).map_err(Fatal::usage)?;
     let shared = Arc::new(Shared {
+        transport: sender.mailer.transport(workers),
+        from,
         sender,
         queue: Mutex::new(reminders.into()),
         tally: Mutex::new(Tally::default()),
@@ -116,6 +127,8 @@ pub async fn send_all(
             }
         }
     }
+    // QUIT is a courtesy; the reminders are recorded already.
+    shared.transport.close().await;
     if let Some(e) = store_error {
         return Err(e);
     }
@@ -135,8 +148,8 @@ pub async fn send_all(
 
 async fn worker(shared: Arc<Shared>) -> Option<Stop> {
     let s = &shared.sender;
-    let mut connection = None;
-    let stop = loop {
+    let mut connected = false;
+    loop {
         if s.cancel.is_cancelled() {
             break None;
         }
@@ -181,9 +194,12 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                 continue;
             }
         };
-        if connection.is_none() {
-            match s.mailer.connect().await {
-                Ok(c) => connection = Some(c),
+        // A session for this worker before its first reminder (in the pool, where its sends
+        // find it): a server that cannot be reached stops the worker here, within the
+        // reconnect bound, rather than failing each reminder in turn.
+        if !connected {
+            match shared.transport.test_connection().await {
+                Ok(_) => connected = true,
                 Err(e) => {
                     s.limiter.release(&to);
                     if let Err(e) = release(s, &reminder.serials).await {
@@ -194,10 +210,10 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                 }
             }
         }
-        let Some(conn) = connection.as_mut() else {
-            continue;
+        let result = match mailer::text_message(&shared.from, &to, &subject, &body, s.clock.now()) {
+            Ok(mail) => shared.transport.send(mail).await,
+            Err(e) => Err(e),
         };
-        let result = conn.send_mail(&to, &subject, &body).await;
         drop(body);
         match result {
             Ok(_) => {
@@ -233,16 +249,11 @@ async fn worker(shared: Arc<Shared>) -> Option<Stop> {
                 if let Err(e) = release(s, &reminder.serials).await {
                     break Some(Stop::Store(e));
                 }
-                // The connection stays: the mailer reconnects on the next send by itself.
+                // The session stays (or is replaced): the next send reconnects by itself.
                 lock(&shared.tally).failures += 1;
             }
         }
-    };
-    if let Some(conn) = connection {
-        // QUIT is a courtesy; the reminders are recorded already.
-        let _ = conn.close().await;
     }
-    stop
 }
 
 /// Claims the reminder for this run; true when it is ours to send (always in a dry run).
