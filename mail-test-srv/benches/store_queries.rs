@@ -1,5 +1,6 @@
-//! Hot paths of the mailbox with a full store: insert, and the `to=` queries behind
-//! `/count`, `/mail/N` and `/api/v1/messages`, both on the store and over real HTTP.
+//! Hot paths of the mailbox with a full store: insert, the `to=` queries behind
+//! `/count`, `/mail/N` and `/api/v1/messages`, both on the store and over real HTTP, and
+//! the web page's list (newest first, with `q=`).
 //!
 //! A plain `harness = false` program (no criterion: one more heavy dependency for a
 //! handful of medians). Run: `cargo bench -p mail-test-srv --bench store_queries`;
@@ -9,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use mail_test_srv::store::{Filter, NewMessage};
+use mail_test_srv::store::{Filter, ListQuery, NewMessage};
 use mail_test_srv::{Config, Limits, State};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -18,6 +19,7 @@ const ADDRESSES: u64 = 10_000;
 const SENDERS: u64 = 100;
 const SAMPLES: usize = 2_000;
 const HTTP_SAMPLES: usize = 500;
+const SCAN_SAMPLES: usize = 51;
 
 fn main() {
     let records: u64 = std::env::var("BENCH_RECORDS")
@@ -91,6 +93,31 @@ fn main() {
         black_box(store.count_records(&f));
     });
     report("store count_records(from=)", &mut count_from);
+
+    // The web page's list: one page of 50, newest first, with the total; plain and with
+    // `q=` (which reads every message: fewer samples).
+    let page = |q: Option<&str>| ListQuery {
+        q: q.map(str::to_owned),
+        newest_first: true,
+        limit: 50,
+        ..ListQuery::default()
+    };
+    let mut newest = time(SAMPLES, |_| {
+        black_box(store.list(&page(None)));
+    });
+    report("store list(newest, 50)", &mut newest);
+    for (name, q) in [
+        ("store list(newest, 50, q= matches all)", "EXAMPLE.COM"),
+        ("store list(newest, 50, q= matches a few)", "message 4242"),
+        ("store list(newest, 50, q= all by recipient)", "USER"),
+        ("store list(newest, 50, q= matches none)", "nothing-matches"),
+        ("store list(newest, 50, q= not ASCII)", "caf\u{e9}"),
+    ] {
+        let mut searched = time(SCAN_SAMPLES, |_| {
+            black_box(store.list(&page(Some(q))));
+        });
+        report(name, &mut searched);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

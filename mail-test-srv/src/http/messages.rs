@@ -105,7 +105,19 @@ pub(super) async fn list(
         offset: usize::try_from(offset).unwrap_or(usize::MAX),
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
     };
-    let (found, total) = state.store().list(&query);
+    let (found, total) = if query.q.is_some() || query.filter.subject.is_some() {
+        // A search reads every message (tens of ms with 100,000): on the blocking pool, so
+        // the SMTP sessions sharing this runtime's workers do not wait for it.
+        let store = state.store().clone();
+        tokio::task::spawn_blocking(move || store.list(&query))
+            .await
+            .map_err(|e| ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("search failed: {e}"),
+            })?
+    } else {
+        state.store().list(&query)
+    };
     let messages: Vec<Summary> = found.iter().map(|m| Summary::from(&**m)).collect();
     Ok(Json(Page {
         count: messages.len(),
