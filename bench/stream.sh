@@ -23,9 +23,10 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # Starts the server with "$@"; sets PID, SMTP_PORT, HTTP.
 start() {
-    "$SRV" --smtp 127.0.0.1:0 --http 127.0.0.1:0 --max-connections 20000 "$@" >"$work/out" 2>/dev/null &
+    "$SRV" --smtp 127.0.0.1:0 --http 127.0.0.1:0 --max-connections 20000 "$@" >"$work/out" 2>"$work/err" &
     PID=$!
-    for _ in $(seq 200); do grep -q '^READY' "$work/out" && break; sleep 0.02; done
+    for _ in $(seq 1000); do grep -q '^READY' "$work/out" && break; sleep 0.02; done
+    grep -q '^READY' "$work/out" || { echo "server did not start: $(tail -3 "$work/err")" >&2; exit 1; }
     SMTP_PORT=$(sed -n 's/^READY smtp=[^:]*:\([0-9]*\) .*/\1/p' "$work/out")
     HTTP=$(sed -n 's/^READY .* http=\([^ ]*\) .*/\1/p' "$work/out")
 }
@@ -49,7 +50,8 @@ for rep in $(seq "$REPS"); do
         done
         cpu0=$(cpu_us)
         t0=$(date +%s.%N)
-        "${SOURCE[@]}" -s 10 -m 20000 -l 1024 "127.0.0.1:$SMTP_PORT" >/dev/null 2>&1
+        "${SOURCE[@]}" -s 10 -m 20000 -l 1024 "127.0.0.1:$SMTP_PORT" >"$work/source" 2>&1 ||
+            { echo "smtp-source failed: $(tail -1 "$work/source")" >&2; exit 1; }
         t1=$(date +%s.%N)
         cpu1=$(cpu_us)
         count=$(curl -s --noproxy '*' "http://$HTTP/count")
