@@ -728,3 +728,24 @@ async fn reconnects_after_a_fault_are_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_the_http_listener_alone_stops() {
+    // `http::serve` without the rest of the server (no live task): its own stop ends the
+    // stream, so its graceful shutdown does not wait for ever.
+    let state = mail_test_srv::State::new(Config::ephemeral(), 1);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(mail_test_srv::http::serve(listener, state, stop.clone()));
+    let mut stream = Stream::open(addr).await;
+    stream.until("hello", |_| true).await;
+    stop.cancel();
+    let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
+    while stream.next(deadline).await.is_some() {}
+    assert!(stream.ended, "the chunked body ends cleanly");
+    tokio::time::timeout(EVENT_DEADLINE, served)
+        .await
+        .expect("serve returns")
+        .unwrap();
+}

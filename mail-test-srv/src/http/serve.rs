@@ -12,7 +12,7 @@
 //!   except while a long poll waits, which its own timeout bounds (`LongPoll`).
 //!
 //! Each request carries the connection's local address ([`LocalAddr`]) for the `Host`
-//! check in `guard.rs`.
+//! check in `guard.rs`, and the listener's stop signal ([`Stopping`]) for the event stream.
 
 use std::io;
 use std::pin::Pin;
@@ -116,8 +116,10 @@ async fn connection(
         activity: Arc::clone(&activity),
     });
     let conn_activity = Arc::clone(&activity);
+    let conn_stop = stop.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(LocalAddr(local));
+        request.extensions_mut().insert(Stopping(conn_stop.clone()));
         request
             .extensions_mut()
             .insert(LongPoll(Arc::clone(&conn_activity)));
@@ -152,6 +154,11 @@ async fn connection(
         }
     }
 }
+
+/// Put on each request: cancelled when this listener stops, so a response that would
+/// otherwise run on (an event stream) ends and the graceful shutdown can finish.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopping(pub CancellationToken);
 
 /// When a connection last moved a byte, and whether a long poll is waiting on it.
 #[derive(Debug)]

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
 use super::live::{MAX_STREAMS, Subscription, frame};
-use super::serve::{LongPoll, Waiting};
+use super::serve::{LongPoll, Stopping, Waiting};
 use crate::State;
 
 /// A comment line this often, so proxies and browsers keep an idle stream open.
@@ -41,6 +41,7 @@ const RETRY_MS: u64 = 1000;
 pub(super) async fn stream(
     AxumState(state): AxumState<State>,
     long_poll: Option<Extension<LongPoll>>,
+    stopping: Option<Extension<Stopping>>,
 ) -> Result<Response, ApiError> {
     let live = state.live();
     if live.stopped().is_cancelled() {
@@ -66,6 +67,8 @@ pub(super) async fn stream(
         subscription,
         tx,
         stopped: live.stopped().clone(),
+        // Served by `http::serve` alone (no live task), its stop ends the stream.
+        listener_stopped: stopping.map_or_else(CancellationToken::new, |Extension(s)| s.0),
         _waiting: long_poll.map(|Extension(poll)| poll.waiting()),
     };
     tokio::spawn(pump.run(Bytes::from(first)));
@@ -85,6 +88,7 @@ struct Pump {
     subscription: Subscription,
     tx: mpsc::Sender<Bytes>,
     stopped: CancellationToken,
+    listener_stopped: CancellationToken,
     /// Keeps the idle timeout off this connection while the stream runs.
     _waiting: Option<Waiting>,
 }
@@ -99,6 +103,7 @@ impl Pump {
         loop {
             let next = tokio::select! {
                 _ = self.stopped.cancelled() => return,
+                _ = self.listener_stopped.cancelled() => return,
                 _ = self.tx.closed() => return,
                 _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
                 frame = self.subscription.frames.recv() => match frame {
