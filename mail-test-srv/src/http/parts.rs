@@ -325,6 +325,25 @@ mod tests {
     }
 
     #[test]
+    fn an_inlined_part_cannot_break_out_of_its_attribute() {
+        let raw = "Content-Type: multipart/related; boundary=b\r\n\r\n--b\r\n\
+            Content-Type: text/html\r\n\r\n<img src=\"cid:a%40x\"><img src=cid:big@x>\r\n--b\r\n\
+            Content-Type: image/png\"><script>x()</script\r\nContent-ID: <a@x>\r\n\
+            Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n--b--\r\n";
+        let message = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .unwrap();
+        let html = inline_cids(html_part(&message).unwrap(), &message);
+        assert!(html.starts_with("<img src=\"data:"), "{html}");
+        assert!(html.contains(";base64,aGk=\">"), "{html}");
+        assert!(!html.contains("<script"), "{html}");
+        assert!(
+            html.contains("<img src=cid:big@x>"),
+            "unknown id kept: {html}"
+        );
+    }
+
+    #[test]
     fn cid_urls_are_percent_decoded() {
         assert_eq!(percent_decode("a%40b%2"), "a@b%2");
         assert_eq!(find_ascii_nocase("x CID:y", "cid:"), Some(2));
