@@ -45,6 +45,11 @@ pub struct BenchArgs {
     /// Tokio worker threads of the load generator.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// Send lettre messages through one `mailer::ReconnectingTransport` whose pool has
+    /// `--connections` sessions (tasks take any idle one), instead of one
+    /// `mailer::Connection` per task.
+    #[arg(long)]
+    pub transport: bool,
     /// Print one line per connection as well as the summary.
     #[arg(long)]
     pub verbose: bool,

@@ -1,10 +1,14 @@
 //! The load itself: N tasks, each with its own [`mailer::Connection`] from one shared
 //! [`mailer::Mailer`], sending its share of the messages one after another and timing each
-//! `send_mail` (reconnects and resends included, as a caller would feel them).
+//! `send_mail` (reconnects and resends included, as a caller would feel them). With
+//! `--transport`, the tasks send the same messages as lettre `Message`s through one
+//! [`mailer::ReconnectingTransport`] with a pool of N sessions.
 
 use std::time::{Duration, Instant};
 
-use mailer::{CountersSnapshot, Mailer};
+use mailer::lettre::AsyncTransport;
+use mailer::lettre::message::Mailbox;
+use mailer::{Connection, CountersSnapshot, Mailer, ReconnectingTransport};
 use tokio::task::JoinSet;
 
 /// What to send.
@@ -16,6 +20,8 @@ pub struct Load {
     pub size: u64,
     /// The one recipient of every message.
     pub to: String,
+    /// Through a pooled `ReconnectingTransport` rather than a `Connection` per task.
+    pub transport: bool,
 }
 
 /// What happened.
@@ -68,13 +74,17 @@ pub async fn run(mailer: &Mailer, load: &Load) -> Outcome {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     let connections = u64::from(load.connections);
+    let pooled = load
+        .transport
+        .then(|| mailer.transport(usize::from(load.connections)));
     for task in 0..connections {
         // An even split; the first `messages % connections` tasks take one more.
         let share = load.messages / connections + u64::from(task < load.messages % connections);
         let mailer = mailer.clone();
         let to = vec![load.to.clone()];
         let body = body.clone();
-        tasks.spawn(async move { one_connection(mailer, task, share, to, body).await });
+        let pooled = pooled.clone();
+        tasks.spawn(async move { one_connection(mailer, pooled, task, share, to, body).await });
     }
     let mut outcome = Outcome::default();
     while let Some(joined) = tasks.join_next().await {
@@ -98,6 +108,10 @@ pub async fn run(mailer: &Mailer, load: &Load) -> Outcome {
             }
         }
     }
+    if let Some(transport) = &pooled {
+        // The run's wall time includes the QUITs, as with a connection per task.
+        transport.close().await;
+    }
     outcome.elapsed = started.elapsed();
     outcome.counters = mailer.counters();
     outcome
@@ -113,8 +127,33 @@ struct Part {
     elapsed: Duration,
 }
 
+/// How one task sends: its own session, or the shared pool.
+enum Sender {
+    /// Boxed: a session is large next to a handle on the shared pool.
+    Connection(Box<Connection>),
+    Transport(ReconnectingTransport, Mailbox, Mailer),
+}
+
+impl Sender {
+    async fn send(
+        &mut self,
+        to: &[String],
+        subject: &str,
+        body: &str,
+    ) -> Result<mailer::Sent, mailer::Error> {
+        match self {
+            Sender::Connection(connection) => connection.send_mail(to, subject, body).await,
+            Sender::Transport(transport, from, mailer) => {
+                let message = mailer::text_message(from, to, subject, body, mailer.clock().now())?;
+                transport.send(message).await
+            }
+        }
+    }
+}
+
 async fn one_connection(
     mailer: Mailer,
+    pooled: Option<ReconnectingTransport>,
     task: u64,
     share: u64,
     to: Vec<String>,
@@ -126,7 +165,20 @@ async fn one_connection(
         latencies: Vec::with_capacity(usize::try_from(share).unwrap_or(0)),
         ..Part::default()
     };
-    let mut connection = match mailer.connect().await {
+    let opened = match pooled {
+        Some(transport) => match mailer::parse_from(&mailer.config().from) {
+            Ok(from) => transport
+                .test_connection()
+                .await
+                .map(|_| Sender::Transport(transport, from, mailer)),
+            Err(e) => Err(e),
+        },
+        None => mailer
+            .connect()
+            .await
+            .map(|connection| Sender::Connection(Box::new(connection))),
+    };
+    let mut connection = match opened {
         Ok(connection) => connection,
         Err(e) => {
             part.connect_failed = true;
@@ -139,7 +191,7 @@ async fn one_connection(
     for i in 0..share {
         let subject = format!("bench {task}.{i}");
         let sent_at = Instant::now();
-        match connection.send_mail(&to, &subject, &body).await {
+        match connection.send(&to, &subject, &body).await {
             Ok(sent) => {
                 part.latencies.push(sent_at.elapsed());
                 part.accepted.push(sent.message_id);
@@ -154,8 +206,11 @@ async fn one_connection(
         }
     }
     part.elapsed = started.elapsed();
-    // The run's wall time includes this QUIT, as smtp-source's does.
-    if let Err(e) = connection.close().await {
+    // The run's wall time includes this QUIT, as smtp-source's does (the pool's QUITs
+    // come when every task is done).
+    if let Sender::Connection(connection) = connection
+        && let Err(e) = connection.close().await
+    {
         part.errors.push(format!("connection {task}: QUIT: {e}"));
     }
     part

@@ -77,10 +77,18 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             messages: args.messages,
             size: args.size,
             to: TO.to_owned(),
+            transport: args.transport,
         };
         eprintln!(
-            "harness bench: {} messages of {} body bytes over {} connection(s) to {smtp}",
-            load.messages, load.size, load.connections
+            "harness bench: {} messages of {} body bytes over {} connection(s){} to {smtp}",
+            load.messages,
+            load.size,
+            load.connections,
+            if load.transport {
+                " (pooled, ReconnectingTransport)"
+            } else {
+                ""
+            }
         );
         let mut outcome = load::run(&mailer, &load).await;
         let tally = match &api {
