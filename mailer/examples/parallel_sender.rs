@@ -72,15 +72,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("{counters}");
     if let Some(server) = &_server {
+        let stored = server.state().store().len();
         println!(
-            "stored {}, over {} connections",
-            server.state().store().len(),
+            "stored {stored}, over {} connections",
             server
                 .state()
                 .stats()
                 .connections_total
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
+        if stored != MESSAGES {
+            return Err(format!("{stored} messages stored, {MESSAGES} sent").into());
+        }
     }
     transport.shutdown().await;
     Ok(())
