@@ -1,6 +1,7 @@
 //! The transport's pool against an in-process mail-test-srv: parallel senders share at most
 //! N sessions; a pooled session the server breaks is replaced and never handed out again;
-//! a send dropped mid-transaction leaves no half-used session behind; `close` QUITs.
+//! a send dropped mid-transaction leaves no half-used session behind, while one dropped
+//! between transactions (in a retry's backoff) gives its clean session back; `close` QUITs.
 
 mod support;
 
@@ -188,4 +189,37 @@ async fn close_quits_the_idle_sessions_and_refuses_further_sends() {
     })
     .await
     .unwrap_or_else(|_| panic!("no QUIT: {sessions:?}"));
+}
+
+#[tokio::test]
+async fn a_send_dropped_between_transactions_gives_its_clean_session_back() {
+    let server = start_server(&[]).await;
+    let transport = ReconnectingTransport::builder_dangerous("127.0.0.1")
+        .port(server.smtp_addr().port())
+        .reconnect_base(Duration::from_secs(5))
+        .pool_size(1)
+        .build()
+        .unwrap();
+    transport.send(message(0)).await.unwrap();
+
+    // A 451 at MAIL: RSET, then a retry after a backoff of about 5 s, during which the
+    // session is between transactions. The caller gives up during that sleep.
+    install(&server, "greylist-once", "mail:reply=451:times=1");
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(500), transport.send(message(1))).await;
+    assert!(cancelled.is_err(), "{cancelled:?}");
+    assert_eq!(
+        transport.idle_connections(),
+        1,
+        "the RSET session went back"
+    );
+
+    let sent = transport.send(message(2)).await.unwrap();
+    assert_eq!(sent.attempts, 1);
+    assert_eq!(connections_total(&server), 1, "the same session carried on");
+    let subjects: Vec<_> = stored(&server)
+        .iter()
+        .map(|m| m.subject.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(subjects, ["message 0", "message 2"]);
 }
