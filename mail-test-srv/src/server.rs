@@ -108,7 +108,7 @@ impl State {
         &self.inner.outages
     }
     /// The web page's live side (event streams, the per-second series).
-    pub fn live(&self) -> &crate::http::Live {
+    pub(crate) fn live(&self) -> &crate::http::Live {
         &self.inner.live
     }
     /// The budget of message bytes being received now, over all sessions.

@@ -43,8 +43,7 @@ mod sessions;
 mod settings;
 mod stream;
 
-pub use guard::LocalAddr;
-pub use live::{Live, live};
+pub(crate) use live::{Live, live};
 pub use serve::serve;
 
 use axum::Router;
