@@ -309,12 +309,40 @@ async fn the_stream_says_hello_then_delivers_what_happens() {
     assert_eq!(api.request("POST", "/clear", b"").await.status, 200);
     stream.until("reset", |_| true).await;
     send_with_lettre(&server, "three").await;
-    stream.until("messages", |_| true).await;
+    send_with_lettre(&server, "four").await;
+    let batch = stream.until("messages", |d| d["total"] == 2).await;
+    let last = batch.data["items"].as_array().unwrap().last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    // Deleting one message tells every page which one went, at once.
+    assert_eq!(
+        delete(&api, &format!("/api/v1/messages/{last}"))
+            .await
+            .status,
+        204
+    );
+    let deleted = stream.until("deleted", |_| true).await;
+    assert_eq!(deleted.data, serde_json::json!({"id": last, "total": 1}));
+    // A delete of what is not there says nothing on the stream.
+    assert_eq!(
+        delete(&api, &format!("/api/v1/messages/{last}"))
+            .await
+            .status,
+        404
+    );
     assert_eq!(
         api.request("DELETE", "/api/v1/messages", b"").await.status,
         200
     );
-    stream.until("reset", |_| true).await;
+    // Up to the clear's reset, no second `deleted` (the 404 deleted nothing).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = stream.next(deadline).await.expect("the reset event");
+        assert_ne!(event.name, "deleted", "{:?}", event.data);
+        if event.name == "reset" {
+            break;
+        }
+    }
     server.shutdown().await;
 }
 

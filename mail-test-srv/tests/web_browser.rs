@@ -634,6 +634,29 @@ fn the_page_in_chromium() {
         server.state().store().get(1).is_none(),
         "message 1 still stored"
     );
+    // One deleted by another client goes from the list too (the stream's `deleted` event).
+    let shown = ok(
+        "a shown id",
+        b.eval("Number(document.querySelector('#msg-rows tr').dataset.id)"),
+    );
+    let shown = shown.as_u64().expect("a message id");
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            &format!("/api/v1/messages/{shown}"),
+            None
+        ),
+        204
+    );
+    ok(
+        "deleted elsewhere",
+        b.wait_for(
+            "the row deleted elsewhere gone",
+            &format!("document.querySelectorAll('#msg-rows tr').length === 20 && !document.querySelector('#msg-rows tr[data-id=\"{shown}\"]')"),
+            WAIT,
+        ),
+    );
     no_error(&b);
     shot(&b, "5-messages");
 

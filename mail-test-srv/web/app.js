@@ -68,6 +68,8 @@
       reloadTimer: 0,
       /** Consecutive stats ticks whose stored count disagreed with the list. */
       mismatches: 0,
+      /** Ids deleted while this page was open (`event: deleted`), never shown again. */
+      gone: new Set(),
     },
     sess: { before: null, stack: [], next: null, faultsOnly: false, rows: [], openId: null, loaded: false, timer: 0 },
     events: [],
@@ -304,7 +306,7 @@
       const have = new Set(S.msg.rows.map((m) => m.id));
       const tbody = $("msg-rows");
       for (const m of d.items || []) {
-        if (have.has(m.id)) continue;
+        if (have.has(m.id) || S.msg.gone.has(m.id)) continue;
         S.msg.rows.unshift(m);
         tbody.prepend(messageRow(m));
       }
@@ -312,6 +314,27 @@
         S.msg.rows.pop();
         tbody.lastElementChild.remove();
       }
+    }
+    renderMessageCounts();
+  }
+
+  /** One message deleted (here or by another client): its row goes at once, and the page is
+   *  refilled from the server so it keeps its 50 rows. Its id is remembered, so a batch that
+   *  was rendered just before the delete cannot bring the row back. */
+  function onDeleted(d) {
+    S.msg.gone.add(d.id);
+    if (S.msg.gone.size > 10000) S.msg.gone.clear();
+    if (typeof d.total === "number") $("badge-messages").textContent = d.total.toLocaleString();
+    const at = S.msg.rows.findIndex((m) => m.id === d.id);
+    if (at >= 0) {
+      S.msg.rows.splice(at, 1);
+      for (const tr of $("msg-rows").children) if (tr.dataset.id === String(d.id)) tr.remove();
+      scheduleMessageReload();
+    }
+    if (S.msg.openId === d.id) closeMessage();
+    if (!S.msg.q && typeof d.total === "number") {
+      S.msg.total = d.total;
+      S.msg.totalFor = "";
     }
     renderMessageCounts();
   }
@@ -914,6 +937,7 @@
     on(source, "faults", onFaults);
     on(source, "sessions", onSessions);
     on(source, "stats", (d) => onStats(d));
+    on(source, "deleted", onDeleted);
     on(source, "reset", onReset);
     on(source, "rules", () => act(loadFaults)());
   }

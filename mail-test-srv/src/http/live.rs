@@ -1,7 +1,8 @@
 //! What the web page sees live: one task per server instance ([`live`]) that samples the
 //! counters every second into a ring (`GET /api/v1/stats/series`) and, while at least one
 //! event stream is open (`stream.rs`), renders what changed every [`BATCH`] into
-//! server-sent-event frames that every stream forwards.
+//! server-sent-event frames that every stream forwards. A single delete is sent at once
+//! ([`Live::deleted`]).
 //!
 //! Nothing is added to the SMTP path: the task *looks* at the store, the fault log and the
 //! sessions on its own clock (one short read lock each) and remembers where it looked
@@ -108,6 +109,17 @@ impl Live {
     /// The fault rules, the seed or a setting changed: open pages are told (`event: rules`).
     pub fn changed(&self) {
         self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One message was deleted (`DELETE /messages/{id}`): open pages drop its row at once
+    /// (`event: deleted`, `{"id", "total"}`) instead of noticing from the stored count.
+    /// Sent straight away, outside the batches: a delete is rare and a person is waiting.
+    pub(crate) fn deleted(&self, id: u64, total: usize) {
+        if self.frames.receiver_count() > 0 {
+            let data = serde_json::json!({ "id": id, "total": total });
+            // No receiver left in between: nobody to tell.
+            let _ = self.frames.send(frame("deleted", &data));
+        }
     }
 
     /// Cancelled once the server stops.

@@ -268,6 +268,7 @@ pub(super) async fn delete_one(
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     if state.store().remove(id) {
+        state.live().deleted(id, state.store().len());
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no message {id}")))

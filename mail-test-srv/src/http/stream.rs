@@ -1,8 +1,8 @@
 //! `GET /api/v1/stream`: server-sent events for the web page.
 //!
 //! On connect `event: hello` (`{"messages", "event_seq", "stats"}`), then whatever the live
-//! task (`live.rs`) renders: `messages`, `faults`, `sessions`, `stats` each second, `reset`,
-//! `rules`; and a `: keepalive` comment every [`KEEPALIVE`].
+//! task (`live.rs`) renders: `messages`, `faults`, `sessions`, `stats` each second, `deleted`,
+//! `reset`, `rules`; and a `: keepalive` comment every [`KEEPALIVE`].
 //!
 //! Each stream is one small task that forwards frames into the response body through a
 //! short channel. It ends when the client goes away (the body is dropped), when the server
