@@ -689,6 +689,39 @@ fn the_page_in_chromium() {
     let errors = ok("console", b.console_errors());
     assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
 
+    // The server goes away and comes back on the same HTTP address (a restart): the page says
+    // so, its stream reconnects by itself and it reloads what the new server holds.
+    let http_addr = server.http_addr();
+    rt.block_on(server.shutdown());
+    ok(
+        "server gone",
+        b.wait_for(
+            "the page noticing",
+            "document.getElementById('conn-status').dataset.state !== 'live'",
+            WAIT,
+        ),
+    );
+    let server = rt
+        .block_on(mail_test_srv::start(Config {
+            smtp_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr,
+            ..Config::ephemeral()
+        }))
+        .expect("a new server on the same HTTP address");
+    ok(
+        "send to the new server",
+        send(&rt, &server, "after the restart"),
+    );
+    ok(
+        "reconnected",
+        b.wait_for(
+            "the stream back and the new server's mail listed",
+            "document.getElementById('conn-status').dataset.state === 'live' && [...document.querySelectorAll('#msg-rows tr .subject')].some((td) => td.textContent === 'after the restart')",
+            WAIT,
+        ),
+    );
+    shot(&b, "7-restarted");
+
     drop(b);
     rt.block_on(server.shutdown());
 }
