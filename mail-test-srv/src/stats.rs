@@ -29,6 +29,8 @@ pub struct Stats {
     pub bytes: AtomicU64,
     /// Sessions closed for idling past `idle_timeout`.
     pub idle_timeouts: AtomicU64,
+    /// HTTP connections answered 503 because `--http-max-connections` were open.
+    pub http_refusals: AtomicU64,
 }
 
 impl Stats {

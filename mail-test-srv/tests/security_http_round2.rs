@@ -147,6 +147,14 @@ async fn connections_past_the_cap_are_answered_503_and_closed_at_once() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(api.get("/healthz").await.status, 200, "slots come back");
+    // Every refusal is counted, in the stats and the metrics.
+    let stats = api.get_json("/api/v1/stats", 200).await;
+    assert_eq!(stats["limits"]["http_refusals"], 20, "{stats}");
+    let metrics = api.get("/metrics").await.text();
+    assert!(
+        metrics.contains("mail_test_srv_http_refusals_total 20\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ struct Limited {
     session_time: u64,
     inflight_refusals: u64,
     inflight_bytes: usize,
+    http_refusals: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,6 +124,7 @@ impl Report {
                 error_limit: Stats::get(&s.error_limit_closes),
                 session_time: Stats::get(&s.session_time_limits),
                 inflight_refusals: Stats::get(&s.inflight_refusals),
+                http_refusals: Stats::get(&s.http_refusals),
                 inflight_bytes: state.inflight().in_use(),
             },
             sessions: Sessions {
@@ -243,6 +245,12 @@ impl Report {
             "counter",
             "DATA transfers refused because too many bytes were being received.",
             l.inflight_refusals,
+        );
+        metric(
+            "http_refusals_total",
+            "counter",
+            "HTTP connections answered 503 at the HTTP connection limit.",
+            l.http_refusals,
         );
         metric(
             "inflight_bytes",

@@ -34,11 +34,13 @@ use tokio_util::task::TaskTracker;
 use super::guard::LocalAddr;
 use crate::State;
 use crate::config::HttpConfig;
+use crate::stats::Stats;
 
 /// Serves the report API of `state` on `listener` until `stop` is cancelled; then each open
 /// connection finishes its request in progress, and this returns when all have closed.
 pub async fn serve(listener: TcpListener, state: State, stop: CancellationToken) {
     let limits = state.config().http.clone();
+    let counted = state.clone();
     let service = TowerToHyperService::new(super::router(state));
     let open = Arc::new(AtomicUsize::new(0));
     let tracker = TaskTracker::new();
@@ -58,6 +60,7 @@ pub async fn serve(listener: TcpListener, state: State, stop: CancellationToken)
         };
         if open.load(Ordering::Relaxed) >= limits.max_connections {
             refuse(&tcp, limits.max_connections);
+            Stats::bump(&counted.stats().http_refusals);
             continue;
         }
         let slot = Slot::take(&open);
